@@ -1,0 +1,34 @@
+"""``ipi-jlcdm``: the command-line entry point; dispatches to one module per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import dataset_cmd, eval_cmd, train_cmd
+
+COMMANDS = {"eval": eval_cmd, "dataset": dataset_cmd, "train": train_cmd}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ipi-jlcdm",
+        description="Jacobi-Legendre charge-density model (JLCDM) + one-shot PySCF Kohn-Sham: "
+        "energies, forces, dipoles for i-PI molecular dynamics and IR spectra.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        module.add_parser(sub, name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"ipi-jlcdm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

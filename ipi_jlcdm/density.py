@@ -1,0 +1,76 @@
+"""Densities on the integration grid: atomic superposition (SAD), densities from density
+matrices, and deformation-density sources for the one-shot engine.
+
+A *deformation-density source* is any object with
+``deformation_density(points, atomic_numbers, atom_coords, gradient=True) -> (drho, grad_drho)``
+(shapes (npts,) and (npts, 3), e/bohr^3 and e/bohr^4): the JLCDM model, or the exact
+rho[P_SCF] - rho_SAD used to check the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from pyscf import gto
+from pyscf.dft import gen_grid, numint
+from pyscf.scf import hf
+
+#: Points per block when evaluating AOs on the grid (a multiple of PySCF's BLKSIZE).
+GRID_BLOCK = 8 * numint.BLKSIZE * 16
+
+_SAD_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def sad_density_matrix(mol: gto.Mole) -> np.ndarray:
+    """Superposition of atomic densities (PySCF ``init_guess_by_atom``), (nao, nao).
+
+    It is block diagonal in atom-centred AOs, so it does not depend on the geometry: cached per
+    (elements in order, basis, charge).
+    """
+    key = (tuple(mol.atom_symbol(i) for i in range(mol.natm)), str(mol.basis), mol.charge, mol.cart)
+    if key not in _SAD_CACHE:
+        _SAD_CACHE[key] = np.asarray(hf.init_guess_by_atom(mol))
+    return _SAD_CACHE[key]
+
+
+def grid_points(grids) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates (ngrid, 3) bohr and weights (ngrid,) of a built PySCF grid, without the
+    zero-weight padding PySCF adds for alignment. Weights can be negative (Becke partition)."""
+    keep = grids.weights != 0.0
+    return np.asarray(grids.coords[keep]), np.asarray(grids.weights[keep])
+
+
+def ao_blocks(mol: gto.Mole, coords: np.ndarray, deriv: int, block: int = GRID_BLOCK
+              ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """Yield (slice, AO values, shell mask) per block of points; AO values have shape
+    (4, blk, nao) for deriv=1, (blk, nao) for deriv=0."""
+    for start in range(0, len(coords), block):
+        sl = slice(start, min(start + block, len(coords)))
+        mask = gen_grid.make_mask(mol, coords[sl])
+        yield sl, numint.eval_ao(mol, coords[sl], deriv=deriv, non0tab=mask), mask
+
+
+def density_on_points(mol: gto.Mole, dm: np.ndarray, coords: np.ndarray, gradient: bool = True) -> np.ndarray:
+    """rho (and grad rho) of a density matrix at points: (4, npts) if gradient else (npts,)."""
+    out = np.empty((4, len(coords))) if gradient else np.empty(len(coords))
+    for sl, ao, mask in ao_blocks(mol, coords, 1 if gradient else 0):
+        out[..., sl] = numint.eval_rho(mol, ao, dm, mask, "GGA" if gradient else "LDA")
+    return out
+
+
+class ExactDeformation:
+    """The exact deformation density rho[dm] - rho_SAD of a given density matrix (a pipeline check:
+    the one-shot engine fed this reproduces the SCF that produced ``dm``)."""
+
+    def __init__(self, mol: gto.Mole, dm: np.ndarray):
+        self.mol = mol
+        self.ddm = np.asarray(dm) - sad_density_matrix(mol)
+
+    def deformation_density(self, points, atomic_numbers, atom_coords, gradient=True):
+        if not np.allclose(atom_coords, self.mol.atom_coords()):
+            raise ValueError("ExactDeformation is only valid at the geometry of its density matrix")
+        rho = density_on_points(self.mol, self.ddm, points, gradient)
+        if gradient:
+            return rho[0], rho[1:4].T
+        return rho, None

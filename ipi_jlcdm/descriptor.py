@@ -1,0 +1,280 @@
+"""Jacobi-Legendre (JL) descriptor of a grid point and the contracted linear-model prediction.
+
+DESIGN section 4. For a grid point g and atoms i within r_cut:
+  D1^Z_n(g)          = sum_{i in Z} J1_n(r_gi)                                  n = 1..n1
+  D2^{ZZ'}_{nn'l}(g) = sum_{i in Z} sum_{j in Z', j != i} J2_n(r_gi) J2_n'(r_gj) P_l(cos theta_ij)
+                     = sum_m A^Z_{nlm} A^Z'_{n'lm} - delta_ZZ' sum_{i in Z} J2_n(r_gi) J2_n'(r_gi)
+with A^Z_{nlm}(g) = sum_{i in Z} J2_n(r_gi) S_lm(u_gi) (Racah-normalized real harmonics, so the
+addition theorem has no prefactor) and n = 2..n2. Species pairs with Z = Z' keep n <= n'; pairs
+Z < Z' keep all (n, n').
+
+Lengths in bohr. Work is chunked over points (``chunk_size``) and looped over atoms, each atom
+touching only the points within r_cut of it; never a Python loop over points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .harmonics import l_of_index, n_lm, solid_harmonics
+from .jacobi import radial_one_body, radial_two_body
+from .units import ANGSTROM_PER_BOHR, BOHR_PER_ANGSTROM
+
+_TINY_DISTANCE = 1e-12  # bohr; below this the direction of a point from an atom is undefined
+
+
+@dataclass(frozen=True)
+class JLHyperparameters:
+    """JL hyperparameters (lengths in bohr). ``alpha2``/``beta2`` default to ``alpha``/``beta``."""
+
+    r_cut: float = 3.5 * BOHR_PER_ANGSTROM
+    n1: int = 25
+    n2: int = 10
+    l_max: int = 5
+    alpha: float = 7.0
+    beta: float = 0.0
+    r_min: float = -0.8 * BOHR_PER_ANGSTROM
+    alpha2: float | None = None
+    beta2: float | None = None
+
+    def __post_init__(self):
+        if self.r_cut <= 0 or self.r_min >= self.r_cut:
+            raise ValueError("need r_min < r_cut and r_cut > 0")
+        if self.n1 < 1 or self.n2 < 2 or self.l_max < 0:
+            raise ValueError("need n1 >= 1, n2 >= 2, l_max >= 0")
+        for a in (self.alpha, self.beta, self.alpha2, self.beta2):
+            if a is not None and a <= -1:
+                raise ValueError("Jacobi parameters alpha, beta must be > -1")
+
+    @property
+    def a2(self) -> float:
+        return self.alpha if self.alpha2 is None else self.alpha2
+
+    @property
+    def b2(self) -> float:
+        return self.beta if self.beta2 is None else self.beta2
+
+    def to_dict(self) -> dict:
+        """JSON-friendly, lengths in angstrom with the unit in the key."""
+        return {"r_cut_angstrom": self.r_cut * ANGSTROM_PER_BOHR, "r_min_angstrom": self.r_min * ANGSTROM_PER_BOHR,
+                "n1": self.n1, "n2": self.n2, "l_max": self.l_max, "alpha": self.alpha, "beta": self.beta,
+                "alpha2": self.alpha2, "beta2": self.beta2}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> JLHyperparameters:
+        return cls(r_cut=float(d["r_cut_angstrom"]) * BOHR_PER_ANGSTROM,
+                   r_min=float(d["r_min_angstrom"]) * BOHR_PER_ANGSTROM,
+                   n1=int(d["n1"]), n2=int(d["n2"]), l_max=int(d["l_max"]),
+                   alpha=float(d["alpha"]), beta=float(d["beta"]),
+                   alpha2=None if d.get("alpha2") is None else float(d["alpha2"]),
+                   beta2=None if d.get("beta2") is None else float(d["beta2"]))
+
+
+@dataclass
+class ContractedCoefficients:
+    """Model coefficients arranged for prediction without building features.
+
+    one_body: (nsp, n1); two_body: (l_max+1, K, K) symmetric, K = nsp * (n2-1), index s*(n2-1)+n;
+    self_term: (nsp, n2-1, n2-1) = sum_l two_body[l] diagonal species blocks (the i = j term).
+    """
+
+    one_body: np.ndarray
+    two_body: np.ndarray
+    self_term: np.ndarray
+
+
+class JLDescriptor:
+    """JL features for a fixed list of species (atomic numbers, sorted)."""
+
+    def __init__(self, hyper: JLHyperparameters, species: list[int], chunk_size: int = 2048):
+        self.hyper = hyper
+        self.species = sorted(int(z) for z in species)
+        if len(set(self.species)) != len(self.species):
+            raise ValueError("species must be unique")
+        self.chunk_size = chunk_size
+        self.nsp = len(self.species)
+        self.nr2 = hyper.n2 - 1
+        self.nlm = n_lm(hyper.l_max)
+        self._l_index = l_of_index(hyper.l_max)
+        self._build_layout()
+
+    # ---------------------------------------------------------------- layout
+    def _build_layout(self) -> None:
+        """Feature order: 1-body (s, n); then for s <= t, l: (n, n') pairs (n <= n' if s == t)."""
+        blocks, rows = [], []
+        for s in range(self.nsp):
+            for t in range(s, self.nsp):
+                if s == t:
+                    n_a, n_b = np.triu_indices(self.nr2)
+                else:
+                    n_a, n_b = (g.ravel() for g in np.indices((self.nr2, self.nr2)))
+                for l in range(self.hyper.l_max + 1):
+                    blocks.append((s, t, l, n_a, n_b))
+                    rows.append(np.stack([np.full(n_a.size, s), np.full(n_a.size, t), np.full(n_a.size, l), n_a, n_b]))
+        self._two_body_blocks = blocks
+        self._two_body_index = np.concatenate(rows, axis=1)  # (5, n2body): s, t, l, n, n'
+        self.n_one_body = self.nsp * self.hyper.n1
+        self.n_features = self.n_one_body + self._two_body_index.shape[1]
+
+    def species_indices(self, atomic_numbers: np.ndarray) -> np.ndarray:
+        """Index into ``self.species`` of every atom; ValueError naming unknown elements."""
+        lookup = {z: k for k, z in enumerate(self.species)}
+        unknown = sorted({int(z) for z in atomic_numbers} - set(lookup))
+        if unknown:
+            raise ValueError(f"the model knows elements Z={self.species} but the molecule has Z={unknown}")
+        return np.array([lookup[int(z)] for z in atomic_numbers])
+
+    def contract(self, coefficients: np.ndarray) -> ContractedCoefficients:
+        """Arrange a coefficient vector (n_features,) for ``predict``."""
+        c = np.asarray(coefficients, dtype=float)
+        if c.shape != (self.n_features,):
+            raise ValueError(f"expected {self.n_features} coefficients, got {c.shape}")
+        one = c[: self.n_one_body].reshape(self.nsp, self.hyper.n1)
+        c2 = c[self.n_one_body:]
+        s, t, l, n_a, n_b = self._two_body_index
+        row, col = s * self.nr2 + n_a, t * self.nr2 + n_b
+        k = self.nsp * self.nr2
+        two = np.zeros((self.hyper.l_max + 1, k, k))
+        diag = row == col
+        np.add.at(two, (l[diag], row[diag], col[diag]), c2[diag])
+        np.add.at(two, (l[~diag], row[~diag], col[~diag]), 0.5 * c2[~diag])
+        np.add.at(two, (l[~diag], col[~diag], row[~diag]), 0.5 * c2[~diag])
+        total = two.sum(axis=0)
+        self_term = np.stack([total[a * self.nr2:(a + 1) * self.nr2, a * self.nr2:(a + 1) * self.nr2]
+                              for a in range(self.nsp)])
+        return ContractedCoefficients(one, two, self_term)
+
+    # ---------------------------------------------------------------- per-atom radial/angular data
+    def _atom_terms(self, points: np.ndarray, atom_coords: np.ndarray, need_derivatives: bool):
+        """Yield (atom, selected point indices, unit vectors, r, J1, dJ1, J2, dJ2, S, dS) per atom.
+
+        S, dS are the solid harmonics and their gradient at the unit vector from the atom to the point.
+        """
+        h = self.hyper
+        for i, center in enumerate(atom_coords):
+            diff = points - center
+            r = np.sqrt(np.einsum("ka,ka->k", diff, diff))
+            sel = np.nonzero(r < h.r_cut)[0]
+            if sel.size == 0:
+                continue
+            r_sel = r[sel]
+            unit = diff[sel] / np.maximum(r_sel, _TINY_DISTANCE)[:, None]
+            j1, dj1 = radial_one_body(r_sel, h.n1, h.alpha, h.beta, h.r_min, h.r_cut)
+            j2, dj2 = radial_two_body(r_sel, h.n2, h.a2, h.b2, h.r_cut)
+            s, ds = solid_harmonics(unit, h.l_max)
+            yield i, sel, unit, r_sel, j1, dj1, j2, dj2, s, (ds if need_derivatives else None)
+
+    def _chunks(self, n: int):
+        for start in range(0, n, self.chunk_size):
+            yield slice(start, min(start + self.chunk_size, n))
+
+    # ---------------------------------------------------------------- features (training)
+    def features(self, points: np.ndarray, atomic_numbers: np.ndarray, atom_coords: np.ndarray) -> np.ndarray:
+        """Materialized features (npts, n_features) for points (npts, 3) bohr. Used for training
+        on sampled points; prediction uses ``predict`` instead."""
+        points = np.asarray(points, dtype=float)
+        spec = self.species_indices(atomic_numbers)
+        out = np.empty((len(points), self.n_features))
+        for chunk in self._chunks(len(points)):
+            out[chunk] = self._features_chunk(points[chunk], spec, np.asarray(atom_coords, float))
+        return out
+
+    def _features_chunk(self, points, spec, atom_coords) -> np.ndarray:
+        c = len(points)
+        one = np.zeros((c, self.nsp, self.hyper.n1))
+        amp = np.zeros((c, self.nsp, self.nr2, self.nlm))
+        pair_self = np.zeros((c, self.nsp, self.nr2, self.nr2))
+        for i, sel, _u, _r, j1, _dj1, j2, _dj2, s, _ds in self._atom_terms(points, atom_coords, False):
+            a = spec[i]
+            one[sel, a] += j1
+            amp[sel, a] += j2[:, :, None] * s[:, None, :]
+            pair_self[sel, a] += j2[:, :, None] * j2[:, None, :]
+        cols = [one.reshape(c, -1)]
+        for s_, t_, l, n_a, n_b in self._two_body_blocks:
+            lm = slice(l * l, (l + 1) ** 2)
+            block = np.einsum("cnm,cpm->cnp", amp[:, s_, :, lm], amp[:, t_, :, lm])
+            if s_ == t_:
+                block -= pair_self[:, s_]
+            cols.append(block[:, n_a, n_b])
+        return np.concatenate(cols, axis=1)
+
+    # ---------------------------------------------------------------- contracted prediction
+    def predict(self, points: np.ndarray, atomic_numbers: np.ndarray, atom_coords: np.ndarray,
+                coefs: ContractedCoefficients, gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Model density rho(g) (npts,) and, if ``gradient``, its gradient d rho / d r_g (npts, 3)."""
+        points = np.asarray(points, dtype=float)
+        spec = self.species_indices(atomic_numbers)
+        rho = np.zeros(len(points))
+        grad = np.zeros((len(points), 3)) if gradient else None
+        for chunk in self._chunks(len(points)):
+            r, g, _ = self._predict_chunk(points[chunk], spec, np.asarray(atom_coords, float), coefs,
+                                          gradient, False)
+            rho[chunk] = r
+            if gradient:
+                grad[chunk] = g
+        return rho, grad
+
+    def atom_derivatives(self, points: np.ndarray, atomic_numbers: np.ndarray, atom_coords: np.ndarray,
+                         coefs: ContractedCoefficients, point_weights: np.ndarray | None = None) -> np.ndarray:
+        """d rho(g) / d R_i: (npts, natm, 3), or with ``point_weights`` v (npts,) the contraction
+        sum_g v_g d rho(g)/d R_i as (natm, 3) (memory bounded)."""
+        points = np.asarray(points, dtype=float)
+        spec = self.species_indices(atomic_numbers)
+        natm = len(atomic_numbers)
+        if point_weights is None:
+            out = np.zeros((len(points), natm, 3))
+        else:
+            out = np.zeros((natm, 3))
+        for chunk in self._chunks(len(points)):
+            _, _, per_atom = self._predict_chunk(points[chunk], spec, np.asarray(atom_coords, float), coefs,
+                                                 False, True)
+            for i, sel, g_i in per_atom:
+                if point_weights is None:
+                    out[chunk.start + sel, i] = -g_i
+                else:
+                    out[i] -= point_weights[chunk][sel] @ g_i
+        return out
+
+    def _predict_chunk(self, points, spec, atom_coords, coefs: ContractedCoefficients, want_grad: bool,
+                       want_atoms: bool):
+        """rho, grad rho and per-atom parts g_i = d rho / d r_g from atom i (so d rho / d R_i = -g_i)."""
+        c = len(points)
+        nr2 = self.nr2
+        need_derivs = want_grad or want_atoms
+        rho = np.zeros(c)
+        amp = np.zeros((c, self.nsp * nr2, self.nlm))
+        cached = []
+        for terms in self._atom_terms(points, atom_coords, need_derivs):
+            i, sel, unit, r, j1, dj1, j2, dj2, s, ds = terms
+            a = spec[i]
+            rho[sel] += j1 @ coefs.one_body[a]
+            amp[sel, a * nr2:(a + 1) * nr2] += j2[:, :, None] * s[:, None, :]
+            rho[sel] -= np.einsum("kn,nm,km->k", j2, coefs.self_term[a], j2)
+            if need_derivs:
+                cached.append(terms)
+        contracted = np.empty_like(amp)  # B = C_l A_l for every l
+        for l in range(self.hyper.l_max + 1):
+            lm = slice(l * l, (l + 1) ** 2)
+            contracted[:, :, lm] = np.einsum("kK,cKm->ckm", coefs.two_body[l], amp[:, :, lm], optimize=True)
+        rho += np.einsum("ckm,ckm->c", amp, contracted)
+        if not need_derivs:
+            return rho, None, None
+        grad = np.zeros((c, 3)) if want_grad else None
+        per_atom = []
+        for i, sel, unit, r, j1, dj1, j2, dj2, s, ds in cached:
+            a = spec[i]
+            b = contracted[sel, a * nr2:(a + 1) * nr2]  # (k, nr2, nlm)
+            radial_part = np.einsum("kn,knm,km->k", dj2, b, s)
+            jb = np.einsum("kn,knm->km", j2, b)
+            angular_part = (np.einsum("km,kma->ka", jb, ds)
+                            - unit * np.einsum("km,m,km->k", jb, self._l_index, s)[:, None]) / r[:, None]
+            g_i = 2.0 * (radial_part[:, None] * unit + angular_part)
+            g_i -= 2.0 * np.einsum("kn,nm,km->k", dj2, coefs.self_term[a], j2)[:, None] * unit
+            g_i += (dj1 @ coefs.one_body[a])[:, None] * unit
+            if want_grad:
+                grad[sel] += g_i
+            if want_atoms:
+                per_atom.append((i, sel, g_i))
+        return rho, grad, per_atom

@@ -1,0 +1,77 @@
+"""Level of theory: the DFT settings a model is trained at and an engine runs at.
+
+DESIGN section 2: closed-shell RKS, PBE/def2-SVP all-electron, density fitting of the Coulomb
+term with def2-universal-jfit, Becke grid of PySCF ``grids.level``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from pyscf import dft, gto
+from pyscf.data import elements
+
+#: Settings that must agree between a model and the engine that runs it (grid level may differ).
+LEVEL_KEYS = ("xc", "basis", "auxbasis", "charge", "spin")
+
+
+@dataclass(frozen=True)
+class LevelOfTheory:
+    """DFT settings. ``grid_level`` is PySCF's ``grids.level`` (0-9)."""
+
+    xc: str = "PBE"
+    basis: str = "def2-svp"
+    auxbasis: str = "def2-universal-jfit"
+    charge: int = 0
+    spin: int = 0
+    grid_level: int = 3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LevelOfTheory:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    def mismatch(self, other: LevelOfTheory) -> list[str]:
+        """Names and values of the settings in LEVEL_KEYS that differ (case-insensitive)."""
+        out = []
+        for key in LEVEL_KEYS:
+            a, b = getattr(self, key), getattr(other, key)
+            if str(a).lower() != str(b).lower():
+                out.append(f"{key}: {a!r} vs {b!r}")
+        return out
+
+    def make_mol(self, atomic_numbers: np.ndarray, coords_bohr: np.ndarray) -> gto.Mole:
+        """A built PySCF ``Mole`` for atoms ``atomic_numbers`` (natm,) at ``coords_bohr`` (natm, 3)."""
+        coords_bohr = np.asarray(coords_bohr, dtype=float)
+        atoms = [(elements.ELEMENTS[int(z)], tuple(xyz)) for z, xyz in zip(atomic_numbers, coords_bohr)]
+        mol = gto.Mole()
+        mol.atom = atoms
+        mol.unit = "Bohr"
+        mol.basis = self.basis
+        mol.charge = self.charge
+        mol.spin = self.spin
+        mol.verbose = 0
+        mol.build()
+        if mol.spin != 0:
+            raise ValueError("only closed-shell (spin 0) molecules are supported")
+        return mol
+
+    def make_grids(self, mol: gto.Mole) -> dft.gen_grid.Grids:
+        """The Becke integration grid of ``mol`` at ``grid_level`` (built)."""
+        grids = dft.gen_grid.Grids(mol)
+        grids.level = self.grid_level
+        grids.build(with_non0tab=True)
+        return grids
+
+    def make_rks(self, mol: gto.Mole, grids: dft.gen_grid.Grids | None = None):
+        """A density-fitted RKS object at this level (not run)."""
+        mf = dft.RKS(mol, xc=self.xc).density_fit(auxbasis=self.auxbasis)
+        mf.verbose = 0
+        if grids is None:
+            mf.grids.level = self.grid_level
+        else:
+            mf.grids = grids
+        return mf

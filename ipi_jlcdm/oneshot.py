@@ -1,0 +1,176 @@
+"""One-shot Kohn-Sham engine: model density in, one diagonalization, energy/forces/dipole out.
+
+DESIGN section 5. Per geometry:
+  rho_in = s (rho_SAD + drho_model), s = N_e / integral(rho_SAD + drho_model)   (grid, with gradient)
+  Coulomb: d = (P|Q)^-1 (Q|rho_in), (Q|rho_SAD) exact from P_SAD and 3-centre integrals,
+           (Q|drho) by quadrature with V_Q(r_g); J = (mn|P) d_P, E_H = 1/2 d.(Q|rho_in)
+  XC: PBE on rho_in and grad rho_in; V_xc by quadrature
+  H = h_core + J + V_xc, HC = SCe once, aufbau occupations -> P_out
+  E_HF = sum_i f_i e_i - E_H + E_xc - integral(v_xc rho_in) + E_nn      (Harris-Foulkes)
+  forces: PySCF's analytic RKS gradient on the one-shot orbitals (route a of DESIGN)
+  dipole from P_out (reported) and from rho_in (cross-check); gap; residual |rho_out - rho_in|/N_e.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.linalg
+from pyscf import df, gto
+from pyscf.dft import numint
+
+from .density import ao_blocks, density_on_points, grid_points, sad_density_matrix
+from .level import LevelOfTheory
+from .results import EngineResult
+
+#: Points per block for the Coulomb potential of the auxiliary functions on the grid.
+COULOMB_BLOCK = 4096
+
+
+class OneShotEngine:
+    """Non-self-consistent Kohn-Sham step from a deformation-density source (usually a JLCDModel).
+
+    level: level of theory (its grid_level sets the grid). ``compute`` takes atomic numbers
+    (natm,) and coordinates (natm, 3) in bohr and returns an EngineResult in atomic units.
+    """
+
+    name = "jlcdm"
+
+    def __init__(self, source, level: LevelOfTheory, compute_forces: bool = True):
+        self.source = source
+        self.level = level
+        self.compute_forces = compute_forces
+        self.timings: dict[str, float] = {}
+
+    def compute(self, atomic_numbers: np.ndarray, coords_bohr: np.ndarray, key: int = 0) -> EngineResult:
+        timer = _StageTimer()
+        mol = self.level.make_mol(atomic_numbers, coords_bohr)
+        grids = self.level.make_grids(mol)
+        coords, weights = grid_points(grids)
+        n_elec = mol.nelectron
+        dm_sad = sad_density_matrix(mol)
+        timer.lap("grid")
+
+        rho_sad = density_on_points(mol, dm_sad, coords, gradient=True)
+        timer.lap("rho_sad")
+        drho, grad_drho = self.source.deformation_density(coords, mol.atom_charges(), mol.atom_coords(), True)
+        timer.lap("model")
+        rho_in = rho_sad.copy()
+        rho_in[0] += drho
+        rho_in[1:4] += grad_drho.T
+        scale = n_elec / float(weights @ rho_in[0])
+        rho_in *= scale
+
+        coulomb = _coulomb_fit(mol, self.level.auxbasis, dm_sad, coords, weights, drho, scale)
+        timer.lap("coulomb")
+        xc = _xc_terms(mol, self.level.xc, coords, weights, rho_in)
+        timer.lap("xc")
+
+        hcore = mol.intor_symmetric("int1e_kin") + mol.intor_symmetric("int1e_nuc")
+        overlap = mol.intor_symmetric("int1e_ovlp")
+        fock = hcore + coulomb.j_matrix + xc.v_matrix
+        mo_energy, mo_coeff = scipy.linalg.eigh(fock, overlap)
+        n_occ = n_elec // 2
+        mo_occ = np.zeros_like(mo_energy)
+        mo_occ[:n_occ] = 2.0
+        dm_out = (mo_coeff[:, :n_occ] * 2.0) @ mo_coeff[:, :n_occ].T
+        timer.lap("diagonalize")
+
+        e_band = float(mo_occ @ mo_energy)
+        energy = e_band - coulomb.e_hartree + xc.e_xc - xc.v_rho + mol.energy_nuc()
+        rho_out = density_on_points(mol, dm_out, coords, gradient=False)
+        residual = float(weights @ np.abs(rho_out - rho_in[0])) / n_elec
+        nuclear_dipole = mol.atom_charges() @ mol.atom_coords()
+        with mol.with_common_orig((0.0, 0.0, 0.0)):
+            r_ints = mol.intor_symmetric("int1e_r")
+        dipole = nuclear_dipole - np.einsum("xij,ji->x", r_ints, dm_out)
+        dipole_rho_in = nuclear_dipole - (weights * rho_in[0]) @ coords
+        timer.lap("observables")
+
+        forces = np.zeros((mol.natm, 3))
+        if self.compute_forces:
+            forces = -_rks_gradient_on_orbitals(self.level, mol, grids, mo_energy, mo_coeff, mo_occ, energy)
+        timer.lap("forces")
+        self.timings = timer.stages
+        self.last = {"mol": mol, "dm_out": dm_out, "mo_energy": mo_energy, "mo_coeff": mo_coeff, "mo_occ": mo_occ}
+        result = EngineResult(
+            energy=float(energy), forces=forces, dipole=dipole, gap=float(mo_energy[n_occ] - mo_energy[n_occ - 1]),
+            residual=residual,
+            info={"density_scale": scale, "dipole_rho_in": dipole_rho_in.tolist(), "e_band": e_band,
+                  "n_grid": float(len(weights))},
+        )
+        result.check_finite()
+        return result
+
+
+class _StageTimer:
+    def __init__(self):
+        self.stages: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.stages[name] = self.stages.get(name, 0.0) + now - self._t
+        self._t = now
+
+
+class _CoulombTerms:
+    def __init__(self, j_matrix: np.ndarray, e_hartree: float, fit_coefficients: np.ndarray):
+        self.j_matrix, self.e_hartree, self.fit_coefficients = j_matrix, e_hartree, fit_coefficients
+
+
+def _coulomb_fit(mol: gto.Mole, auxbasis: str, dm_sad: np.ndarray, coords: np.ndarray, weights: np.ndarray,
+                 drho: np.ndarray, scale: float) -> _CoulombTerms:
+    """Density fitting of rho_in = scale (rho_SAD + drho) in the Coulomb metric (split fit).
+
+    (Q|rho_SAD) is exact from P_SAD; (Q|drho) = sum_g w_g drho_g V_Q(r_g), only over points where
+    drho is non-zero (the model vanishes beyond r_cut of every atom).
+    """
+    auxmol = df.addons.make_auxmol(mol, auxbasis)
+    int3c = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s1")  # (nao, nao, naux)
+    metric = auxmol.intor("int2c2e")
+    rhs = np.einsum("ijP,ij->P", int3c, dm_sad)
+    active = np.nonzero(drho * weights)[0]
+    for start in range(0, len(active), COULOMB_BLOCK):
+        idx = active[start:start + COULOMB_BLOCK]
+        fake = gto.fakemol_for_charges(coords[idx])
+        v_aux = gto.intor_cross("int2c2e", auxmol, fake)  # (naux, blk): V_Q at the points
+        rhs += v_aux @ (weights[idx] * drho[idx])
+    rhs *= scale
+    fit = scipy.linalg.cho_solve(scipy.linalg.cho_factor(metric), rhs)
+    j_matrix = np.einsum("ijP,P->ij", int3c, fit)
+    return _CoulombTerms(j_matrix, 0.5 * float(fit @ rhs), fit)
+
+
+class _XCTerms:
+    def __init__(self, v_matrix: np.ndarray, e_xc: float, v_rho: float):
+        self.v_matrix, self.e_xc, self.v_rho = v_matrix, e_xc, v_rho
+
+
+def _xc_terms(mol: gto.Mole, xc: str, coords: np.ndarray, weights: np.ndarray, rho_in: np.ndarray) -> _XCTerms:
+    """E_xc[rho_in], V_xc matrix and integral v_xc rho_in (= Tr(V_xc P) for rho_in = rho[P]) for a GGA.
+
+    rho_in: (4, ngrid) density and gradient. Follows PySCF's nr_rks quadrature.
+    """
+    ni = numint.NumInt()
+    exc, vxc = ni.eval_xc_eff(xc, rho_in, deriv=1, xctype="GGA")[:2]
+    e_xc = float(weights @ (rho_in[0] * exc))
+    v_rho = float(np.einsum("xg,xg,g->", vxc, rho_in, weights))
+    wv = vxc * weights
+    wv[0] *= 0.5
+    v_matrix = np.zeros((mol.nao, mol.nao))
+    for sl, ao, _mask in ao_blocks(mol, coords, 1):
+        ao_weighted = np.einsum("xgi,xg->gi", ao, wv[:, sl])
+        v_matrix += ao[0].T @ ao_weighted
+    return _XCTerms(v_matrix + v_matrix.T, e_xc, v_rho)
+
+
+def _rks_gradient_on_orbitals(level: LevelOfTheory, mol, grids, mo_energy, mo_coeff, mo_occ, energy) -> np.ndarray:
+    """PySCF's analytic (density-fitted) RKS nuclear gradient evaluated on given orbitals, (natm, 3) Ha/bohr."""
+    mf = level.make_rks(mol, grids)
+    mf.mo_energy, mf.mo_coeff, mf.mo_occ = mo_energy, mo_coeff, mo_occ
+    mf.e_tot, mf.converged = energy, True
+    grad = mf.nuc_grad_method()
+    grad.verbose = 0
+    return np.asarray(grad.kernel())
