@@ -118,6 +118,15 @@ class JLDescriptor:
         self.n_one_body = self.nsp * self.hyper.n1
         self.n_features = self.n_one_body + self._two_body_index.shape[1]
 
+    def feature_labels(self) -> list[tuple]:
+        """One label per feature: ('1b', Z, n) or ('2b', Z, Z', l, n, n') with n counted as in
+        DESIGN (1..n1 for J1, 2..n2 for J2)."""
+        labels = [("1b", z, n) for z in self.species for n in range(1, self.hyper.n1 + 1)]
+        s, t, l, n_a, n_b = self._two_body_index
+        labels += [("2b", self.species[a], self.species[b], int(ll), int(na) + 2, int(nb) + 2)
+                   for a, b, ll, na, nb in zip(s, t, l, n_a, n_b, strict=True)]
+        return labels
+
     def species_indices(self, atomic_numbers: np.ndarray) -> np.ndarray:
         """Index into ``self.species`` of every atom; ValueError naming unknown elements."""
         lookup = {z: k for k, z in enumerate(self.species)}
@@ -263,7 +272,7 @@ class JLDescriptor:
             return rho, None, None
         grad = np.zeros((c, 3)) if want_grad else None
         per_atom = []
-        for i, sel, unit, r, j1, dj1, j2, dj2, s, ds in cached:
+        for i, sel, unit, r, _j1, dj1, j2, dj2, s, ds in cached:
             a = spec[i]
             b = contracted[sel, a * nr2:(a + 1) * nr2]  # (k, nr2, nlm)
             radial_part = np.einsum("kn,knm,km->k", dj2, b, s)

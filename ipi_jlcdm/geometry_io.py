@@ -116,6 +116,7 @@ def format_extxyz_frame(atomic_numbers: np.ndarray, coords_bohr: np.ndarray, for
             keys.append(f"{key}={float(value):.12g}")
     header = "Properties=species:S:1:pos:R:3:forces:R:3 " + " ".join(keys)
     lines = [str(len(atomic_numbers)), header]
-    for z, xyz, f in zip(atomic_numbers, np.asarray(coords_bohr) * ANGSTROM_PER_BOHR, forces_ev_per_angstrom):
+    for z, xyz, f in zip(atomic_numbers, np.asarray(coords_bohr) * ANGSTROM_PER_BOHR, forces_ev_per_angstrom,
+                         strict=True):
         lines.append(f"{elements.ELEMENTS[int(z)]:2s} " + " ".join(f"{v:16.10f}" for v in (*xyz, *f)))
     return "\n".join(lines) + "\n"

@@ -46,7 +46,7 @@ class LevelOfTheory:
     def make_mol(self, atomic_numbers: np.ndarray, coords_bohr: np.ndarray) -> gto.Mole:
         """A built PySCF ``Mole`` for atoms ``atomic_numbers`` (natm,) at ``coords_bohr`` (natm, 3)."""
         coords_bohr = np.asarray(coords_bohr, dtype=float)
-        atoms = [(elements.ELEMENTS[int(z)], tuple(xyz)) for z, xyz in zip(atomic_numbers, coords_bohr)]
+        atoms = [(elements.ELEMENTS[int(z)], tuple(xyz)) for z, xyz in zip(atomic_numbers, coords_bohr, strict=True)]
         mol = gto.Mole()
         mol.atom = atoms
         mol.unit = "Bohr"

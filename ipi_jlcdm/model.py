@@ -67,7 +67,8 @@ class JLCDModel:
         """ValueError if the molecule has elements the model lacks or the level of theory differs."""
         self.descriptor.species_indices(atomic_numbers)
         if level is not None and self.level.mismatch(level):
-            raise ValueError("the model was trained at another level of theory: " + "; ".join(self.level.mismatch(level)))
+            differences = "; ".join(self.level.mismatch(level))
+            raise ValueError(f"the model was trained at another level of theory: {differences}")
 
     # ------------------------------------------------------------------ I/O
     def metadata(self) -> dict:

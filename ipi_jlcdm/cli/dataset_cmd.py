@@ -14,7 +14,8 @@ def add_parser(sub, name: str) -> None:
                        description="Run PySCF RKS (PBE/def2-SVP, density fitting) with gradients on a set of "
                        "geometries and store density matrices and labels in an npz file. The file is "
                        "saved after every frame; rerunning the same command resumes.")
-    p.add_argument("geometries", help="XYZ file (angstrom, or i-PI positions{unit} tag), i-PI trajectory, or rMD17 .npz")
+    p.add_argument("geometries", help="XYZ file (angstrom, or an i-PI positions{unit} tag), i-PI trajectory, "
+                   "or rMD17 .npz")
     p.add_argument("-o", "--output", required=True, help="output npz file")
     p.add_argument("--frames", default=None, help="frame selection: 'START:STOP[:STEP]' or 'i,j,k' (default all)")
     p.add_argument("--xc", default="PBE")

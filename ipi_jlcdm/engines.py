@@ -1,0 +1,39 @@
+"""Building an engine ('jlcdm' one-shot or 'scf' reference) from command-line style options."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .level import LevelOfTheory
+from .model import JLCDModel
+from .oneshot import OneShotEngine
+from .scf_engine import SCFEngine
+
+ENGINES = ("jlcdm", "scf")
+
+
+def make_engine(engine: str, model: str | None, grid_level: int | None = None):
+    """An engine with a ``compute(atomic_numbers, coords_bohr, key)`` method.
+
+    jlcdm needs ``model`` (packaged name or .npz path) and runs at its level of theory; scf runs at
+    the model's level if one is given, else at the default PBE/def2-SVP. ``grid_level`` overrides
+    the grid (default: the model's training grid, or 3).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from {ENGINES}")
+    loaded = JLCDModel.load(model) if model else None
+    level = loaded.level if loaded is not None else LevelOfTheory()
+    if grid_level is not None:
+        level = replace(level, grid_level=grid_level)
+    if engine == "scf":
+        return SCFEngine(level)
+    if loaded is None:
+        raise ValueError("the jlcdm engine needs --model (a .npz file or a packaged name such as 'uracil')")
+    return OneShotEngine(loaded, level)
+
+
+def check_molecule(engine, atomic_numbers) -> None:
+    """ValueError naming the problem if the engine's model cannot describe these atoms."""
+    source = getattr(engine, "source", None)
+    if isinstance(source, JLCDModel):
+        source.check_compatible(atomic_numbers)

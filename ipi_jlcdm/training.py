@@ -1,0 +1,162 @@
+"""Fitting a JLCDM to reference data (DESIGN section 3).
+
+Target: the deformation density drho = rho_SCF - rho_SAD on Becke-grid points. Per frame,
+``points_per_frame`` points are drawn from a mixture of three distributions over the grid
+(uniform, proportional to |w| rho_SCF, proportional to |w| |drho|); each sample carries the
+importance weight |w_g| / (n p(g)), so the weighted least squares estimates the integral of
+(drho_model - drho)^2 over space. Normal equations X^T W X, X^T W y are accumulated frame by frame
+(the design matrix is never built whole); columns are scaled to unit diagonal; the ridge strength
+is chosen by the same weighted error on validation frames.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .dataset import ReferenceData
+from .density import density_on_points, grid_points, sad_density_matrix
+from .descriptor import JLDescriptor, JLHyperparameters
+from .level import LevelOfTheory
+from .model import JLCDModel
+
+RIDGE_GRID = tuple(10.0 ** k for k in range(-12, -1))
+
+
+@dataclass
+class FrameGrid:
+    """A reference frame on its integration grid: coords (ngrid, 3) bohr, weights (ngrid,),
+    rho_scf and rho_sad (ngrid,) in e/bohr^3."""
+
+    coords: np.ndarray
+    weights: np.ndarray
+    rho_scf: np.ndarray
+    rho_sad: np.ndarray
+
+    @property
+    def drho(self) -> np.ndarray:
+        return self.rho_scf - self.rho_sad
+
+
+def frame_grid(data: ReferenceData, k: int, grid_level: int) -> FrameGrid:
+    """Densities of frame ``k`` of ``data`` on its grid at ``grid_level``."""
+    level = LevelOfTheory(**{**data.level.to_dict(), "grid_level": grid_level})
+    mol = level.make_mol(data.atomic_numbers, data.coords_bohr[k])
+    coords, weights = grid_points(level.make_grids(mol))
+    rho_scf = density_on_points(mol, data.density_matrix[k], coords, gradient=False)
+    rho_sad = density_on_points(mol, sad_density_matrix(mol), coords, gradient=False)
+    return FrameGrid(coords, weights, rho_scf, rho_sad)
+
+
+def sample_points(grid: FrameGrid, n_points: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (n_points,) drawn from the three-block mixture and their importance weights
+    |w| / (n p) (so that sum_s weight_s f(g_s) estimates integral f dr)."""
+    abs_w = np.abs(grid.weights)
+    blocks = [np.full(len(abs_w), 1.0), abs_w * np.abs(grid.rho_scf), abs_w * np.abs(grid.drho)]
+    p = sum(b / b.sum() for b in blocks) / len(blocks)
+    idx = rng.choice(len(p), size=n_points, replace=True, p=p)
+    return idx, abs_w[idx] / (n_points * p[idx])
+
+
+@dataclass
+class NormalEquations:
+    """Accumulated weighted least-squares sums: gram = X^T W X, rhs = X^T W y, yy = y^T W y."""
+
+    gram: np.ndarray
+    rhs: np.ndarray
+    yy: float = 0.0
+    n_samples: int = 0
+
+    @classmethod
+    def zeros(cls, n: int) -> NormalEquations:
+        return cls(np.zeros((n, n)), np.zeros(n))
+
+    def add(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
+        xw = x * w[:, None]
+        self.gram += xw.T @ x
+        self.rhs += xw.T @ y
+        self.yy += float(w @ (y * y))
+        self.n_samples += len(y)
+
+    def error(self, beta: np.ndarray) -> float:
+        """Weighted squared error sum_s w_s (x_s.beta - y_s)^2."""
+        return float(beta @ self.gram @ beta - 2.0 * beta @ self.rhs + self.yy)
+
+
+@dataclass
+class TrainingReport:
+    ridge: float
+    validation_rmse_by_ridge: dict = field(default_factory=dict)
+    train_frames: list = field(default_factory=list)
+    validation_frames: list = field(default_factory=list)
+
+
+def solve_ridge(train: NormalEquations, validation: NormalEquations | None, ridges=RIDGE_GRID
+                ) -> tuple[np.ndarray, float, dict]:
+    """Coefficients minimizing the training error + ridge |D beta|^2 (D = column norms), the ridge
+    picked by the validation error; returns (beta, ridge, {ridge: validation rms of drho})."""
+    scale = np.sqrt(np.diag(train.gram))
+    scale[scale == 0.0] = 1.0
+    gram_s = train.gram / scale[:, None] / scale[None, :]
+    rhs_s = train.rhs / scale
+    evals, evecs = np.linalg.eigh(gram_s)
+    proj = evecs.T @ rhs_s
+    scores, best = {}, None
+    for ridge in ridges:
+        beta = (evecs @ (proj / (np.maximum(evals, 0.0) + ridge))) / scale
+        ref = validation if validation is not None else train
+        score = np.sqrt(max(ref.error(beta), 0.0) / max(ref.yy, 1e-300))  # relative L2 error of drho
+        scores[ridge] = score
+        if best is None or score < best[2]:
+            best = (beta, ridge, score)
+    return best[0], best[1], scores
+
+
+def density_error(model_or_none: JLCDModel | None, grid: FrameGrid, atomic_numbers, atom_coords) -> float:
+    """integral |rho_in - rho_SCF| / N_e on the full grid, rho_in renormalized as in the engine;
+    ``None`` gives the error of rho_SAD alone."""
+    n_elec = float(grid.weights @ grid.rho_scf)
+    rho_in = grid.rho_sad.copy()
+    if model_or_none is not None:
+        rho_in += model_or_none.deformation_density(grid.coords, atomic_numbers, atom_coords, gradient=False)[0]
+    n_exact = round(n_elec)
+    rho_in *= n_exact / float(grid.weights @ rho_in)
+    return float(np.abs(grid.weights) @ np.abs(rho_in - grid.rho_scf)) / n_exact
+
+
+def train_model(data: ReferenceData, hyper: JLHyperparameters, train_idx: list[int], validation_idx: list[int],
+                points_per_frame: int = 3000, grid_level: int | None = None, seed: int = 0, log=sys.stderr
+                ) -> tuple[JLCDModel, TrainingReport]:
+    """Fit a JLCDM on frames ``train_idx`` of ``data``, choosing the ridge on ``validation_idx``."""
+    grid_level = data.level.grid_level if grid_level is None else grid_level
+    species = sorted(set(int(z) for z in data.atomic_numbers))
+    descriptor = JLDescriptor(hyper, species)
+    rng = np.random.default_rng(seed)
+    print(f"training: {descriptor.n_features} features, {len(train_idx)} training frames, "
+          f"{len(validation_idx)} validation frames, {points_per_frame} points per frame, grid level {grid_level}",
+          file=log, flush=True)
+    sums = {"train": NormalEquations.zeros(descriptor.n_features),
+            "validation": NormalEquations.zeros(descriptor.n_features)}
+    jobs = [("train", k) for k in train_idx] + [("validation", k) for k in validation_idx]
+    for count, (role, k) in enumerate(jobs, 1):
+        t0 = time.perf_counter()
+        grid = frame_grid(data, k, grid_level)
+        idx, weights = sample_points(grid, points_per_frame, rng)
+        x = descriptor.features(grid.coords[idx], data.atomic_numbers, data.coords_bohr[k])
+        sums[role].add(x, grid.drho[idx], weights)
+        print(f"  [{count}/{len(jobs)}] {role} frame {k} (source {int(data.source_index[k])}): "
+              f"{len(grid.weights)} grid points, {time.perf_counter() - t0:.1f} s", file=log, flush=True)
+    validation = sums["validation"] if validation_idx else None
+    beta, ridge, scores = solve_ridge(sums["train"], validation)
+    print(f"ridge {ridge:.0e}: validation relative L2 error of drho {scores[ridge]:.4f}", file=log, flush=True)
+    report = TrainingReport(ridge, {f"{r:.0e}": s for r, s in scores.items()},
+                            [int(data.source_index[k]) for k in train_idx],
+                            [int(data.source_index[k]) for k in validation_idx])
+    level = LevelOfTheory(**{**data.level.to_dict(), "grid_level": grid_level})
+    model = JLCDModel(hyper, species, beta, level, training={
+        "ridge": ridge, "points_per_frame": points_per_frame, "train_source_frames": report.train_frames,
+        "validation_source_frames": report.validation_frames, "seed": seed})
+    return model, report

@@ -1,0 +1,65 @@
+"""Accuracy of a model against SCF reference data: density error and one-shot observables."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from .dataset import ReferenceData
+from .model import JLCDModel
+from .oneshot import OneShotEngine
+from .training import density_error, frame_grid
+from .units import DEBYE_PER_AU, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
+
+COLUMNS = ("source", "density_error_percent", "sad_error_percent", "energy_error_meV", "force_mae_meV_per_A",
+           "force_max_meV_per_A", "dipole_error_D", "gap_error_meV", "residual_percent", "time_s")
+
+
+def validate_model(model: JLCDModel, data: ReferenceData, frames: list[int], engine: bool = True,
+                   log=sys.stderr) -> list[dict]:
+    """One row per frame (COLUMNS): density errors on the full grid and, with ``engine``, the one-shot
+    energy, force, dipole and gap errors against the stored SCF labels."""
+    rows = []
+    one_shot = OneShotEngine(model, model.level)
+    for k in frames:
+        t0 = time.perf_counter()
+        z, xyz = data.atomic_numbers, data.coords_bohr[k]
+        grid = frame_grid(data, k, model.level.grid_level)
+        row = {"source": int(data.source_index[k]),
+               "density_error_percent": 100 * density_error(model, grid, z, xyz),
+               "sad_error_percent": 100 * density_error(None, grid, z, xyz)}
+        if engine:
+            res = one_shot.compute(z, xyz)
+            df = (res.forces - data.forces_hartree_per_bohr[k]) * EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR * 1000
+            row.update(energy_error_meV=(res.energy - data.energy_hartree[k]) * EV_PER_HARTREE * 1000,
+                       force_mae_meV_per_A=float(np.abs(df).mean()), force_max_meV_per_A=float(np.abs(df).max()),
+                       dipole_error_D=float(np.linalg.norm(res.dipole - data.dipole_ebohr[k]) * DEBYE_PER_AU),
+                       gap_error_meV=(res.gap - data.gap_hartree[k]) * EV_PER_HARTREE * 1000,
+                       residual_percent=100 * res.residual)
+        row["time_s"] = time.perf_counter() - t0
+        rows.append(row)
+        print("  " + "  ".join(f"{c}={row[c]:.4g}" for c in COLUMNS if c in row), file=log, flush=True)
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Mean of every column over frames (absolute value for signed errors), plus max density error."""
+    out = {}
+    for c in COLUMNS[1:]:
+        vals = [abs(r[c]) for r in rows if c in r]
+        if vals:
+            out[f"mean_abs_{c}"] = float(np.mean(vals))
+    if rows:
+        out["max_density_error_percent"] = float(max(r["density_error_percent"] for r in rows))
+    return out
+
+
+def format_table(rows: list[dict]) -> str:
+    """Markdown table of validation rows."""
+    cols = [c for c in COLUMNS if rows and c in rows[0]]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(f"{r[c]:.4g}" for c in cols) + " |")
+    return "\n".join(lines)
