@@ -31,9 +31,3 @@ def make_engine(engine: str, model: str | None, grid_level: int | None = None):
         raise ValueError("the jlcdm engine needs --model (a .npz file or a packaged name such as 'uracil')")
     return OneShotEngine(loaded, level)
 
-
-def check_molecule(engine, atomic_numbers) -> None:
-    """ValueError naming the problem if the engine's model cannot describe these atoms."""
-    source = getattr(engine, "source", None)
-    if isinstance(source, JLCDModel):
-        source.check_compatible(atomic_numbers)

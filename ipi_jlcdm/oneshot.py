@@ -44,6 +44,9 @@ class OneShotEngine:
         self.timings: dict[str, float] = {}
 
     def compute(self, atomic_numbers: np.ndarray, coords_bohr: np.ndarray, key: int = 0) -> EngineResult:
+        check = getattr(self.source, "check_compatible", None)
+        if check is not None:
+            check(atomic_numbers)  # fail fast, naming unknown elements
         timer = _StageTimer()
         mol = self.level.make_mol(atomic_numbers, coords_bohr)
         grids = self.level.make_grids(mol)

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from ..engines import ENGINES, check_molecule, make_engine
+from ..engines import ENGINES, make_engine
 from ..geometry_io import format_extxyz_frame, read_frames
 from ..units import ANGSTROM_PER_BOHR, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
 
@@ -29,7 +29,6 @@ def run(args: argparse.Namespace) -> int:
     engine = make_engine(args.engine, args.model, args.grid_level)
     with open(args.output, "w") as out:
         for k, frame in enumerate(frames):
-            check_molecule(engine, frame.atomic_numbers)
             t0 = time.perf_counter()
             res = engine.compute(frame.atomic_numbers, frame.coords_bohr)
             keys = {"energy": res.energy * EV_PER_HARTREE, "dipole": res.dipole * ANGSTROM_PER_BOHR,

@@ -1,0 +1,113 @@
+"""Reference data, training and eval commands end to end on water (small and fast), with the
+density errors checked against the SCF densities (the independent truth)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ipi_jlcdm.cli.main import main
+from ipi_jlcdm.dataset import ReferenceData
+from ipi_jlcdm.model import JLCDModel
+from ipi_jlcdm.oneshot import OneShotEngine
+from ipi_jlcdm.training import frame_grid, sample_points
+from ipi_jlcdm.units import ANGSTROM_PER_BOHR, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
+
+from .conftest import water_frames
+
+
+def write_xyz(path, frames, symbols=("O", "H", "H")):
+    with open(path, "w") as f:
+        for xyz in frames:
+            f.write(f"{len(symbols)}\nwater\n")
+            for s, row in zip(symbols, xyz * ANGSTROM_PER_BOHR, strict=True):
+                f.write(f"{s} {row[0]:.10f} {row[1]:.10f} {row[2]:.10f}\n")
+
+
+@pytest.fixture(scope="module")
+def water_data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("water")
+    write_xyz(tmp / "water.xyz", water_frames(14, seed=3))
+    assert main(["dataset", str(tmp / "water.xyz"), "-o", str(tmp / "water.npz"), "--grid-level", "2"]) == 0
+    return tmp
+
+
+def test_dataset_resumes_and_keeps_labels(water_data):
+    data = ReferenceData.load(water_data / "water.npz")
+    assert len(data) == 14 and data.density_matrix.shape == (14, 24, 24)
+    # rerunning the same command finds every frame done and changes nothing
+    assert main(["dataset", str(water_data / "water.xyz"), "-o", str(water_data / "water.npz"),
+                 "--grid-level", "2"]) == 0
+    np.testing.assert_array_equal(ReferenceData.load(water_data / "water.npz").energy_hartree, data.energy_hartree)
+
+
+def test_importance_weights_integrate_the_density(water_data):
+    data = ReferenceData.load(water_data / "water.npz")
+    grid = frame_grid(data, 0, 2)
+    idx, w = sample_points(grid, 4000, np.random.default_rng(0))
+    assert abs(w @ grid.rho_scf[idx] - 10.0) < 0.3  # estimates integral rho = N_e = 10
+    assert abs(w @ np.abs(grid.drho[idx]) - np.abs(grid.weights) @ np.abs(grid.drho)) < 0.05 * (
+        np.abs(grid.weights) @ np.abs(grid.drho))
+
+
+def test_train_then_eval(water_data, tmp_path):
+    model_path = tmp_path / "water_model.npz"
+    assert main(["train", str(water_data / "water.npz"), "-o", str(model_path), "--n1", "25", "--n2", "10",
+                 "--l-max", "5", "--r-cut-angstrom", "3.0", "--points-per-frame", "1500",
+                 "--validation-frames", "2", "--test-frames", "2"]) == 0
+    provenance = json.loads(model_path.with_name("water_model.provenance.json").read_text())
+    for row in provenance["test_frames"]:
+        # the model must remove most of the error of the atomic superposition (vs the SCF density)
+        assert row["density_error_percent"] < 0.4 * row["sad_error_percent"]
+    assert JLCDModel.load(model_path).training["test_source_frames"] == [12, 13]
+
+    data = ReferenceData.load(water_data / "water.npz")
+    write_xyz(tmp_path / "in.xyz", data.coords_bohr[12:14])
+    out = tmp_path / "out.extxyz"
+    assert main(["eval", "--model", str(model_path), "--engine", "jlcdm", str(tmp_path / "in.xyz"),
+                 "-o", str(out)]) == 0
+    frames = parse_extxyz(out)
+    assert len(frames) == 2
+    # the atomic superposition alone (zero coefficients) through the same one-shot engine
+    trained = JLCDModel.load(model_path)
+    sad_only = OneShotEngine(JLCDModel(trained.hyper, trained.species, 0 * trained.coefficients, trained.level),
+                             trained.level)
+    for k, (keys, forces) in enumerate(frames):
+        assert set(keys) == {"energy", "dipole", "gap", "residual"}
+        # one-shot vs the SCF labels (independent SCF runs), in the file's eV, eV/angstrom, e*angstrom
+        ref_energy = data.energy_hartree[12 + k] * EV_PER_HARTREE
+        ref_forces = data.forces_hartree_per_bohr[12 + k] * EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR
+        ref_dipole = data.dipole_ebohr[12 + k] * ANGSTROM_PER_BOHR
+        errors = (abs(keys["energy"] - ref_energy), np.abs(forces - ref_forces).mean(),
+                  np.linalg.norm(keys["dipole"] - ref_dipole))
+        # the same one-shot engine on the atomic superposition alone: the learned density must fix most of it
+        sad = sad_only.compute(data.atomic_numbers, data.coords_bohr[12 + k])
+        sad_errors = (abs(sad.energy * EV_PER_HARTREE - ref_energy),
+                      np.abs(sad.forces * EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR - ref_forces).mean(),
+                      np.linalg.norm(sad.dipole * ANGSTROM_PER_BOHR - ref_dipole))
+        print("errors (eV, eV/A, e*A): model", errors, "atomic superposition", sad_errors)
+        assert errors[0] < 0.3 and errors[1] < 0.5 and errors[2] < 0.1
+        for err, sad_err in zip(errors, sad_errors, strict=True):
+            assert err < sad_err / 3
+        assert sad.residual > 2 * keys["residual"]
+
+
+def parse_extxyz(path):
+    """[(frame keys, forces (natm, 3))] of an extended-XYZ file written by eval."""
+    import shlex
+
+    lines = path.read_text().splitlines()
+    frames, i = [], 0
+    while i < len(lines):
+        natm = int(lines[i])
+        tokens = shlex.split(lines[i + 1])
+        assert tokens[0] == "Properties=species:S:1:pos:R:3:forces:R:3"
+        keys = {}
+        for tok in tokens[1:]:
+            k, v = tok.split("=", 1)
+            vals = np.array([float(x) for x in v.split()])
+            keys[k] = vals if vals.size > 1 else float(vals[0])
+        forces = np.array([[float(x) for x in line.split()[4:7]] for line in lines[i + 2:i + 2 + natm]])
+        frames.append((keys, forces))
+        i += 2 + natm
+    return frames
