@@ -42,11 +42,14 @@ class JLCDModel:
     coefficients: np.ndarray
     level: LevelOfTheory
     training: dict = field(default_factory=dict)
+    molecule: list[int] | None = None  # atomic numbers, in order, of the molecule it was trained on
 
     def __post_init__(self):
         self.species = sorted(int(z) for z in self.species)
         self.descriptor = JLDescriptor(self.hyper, self.species)
         self.coefficients = np.asarray(self.coefficients, dtype=float)
+        if self.molecule is not None:
+            self.molecule = [int(z) for z in self.molecule]
         if self.coefficients.shape != (self.descriptor.n_features,):
             raise ModelFileError(f"model has {self.coefficients.size} coefficients, its hyperparameters "
                                  f"need {self.descriptor.n_features}")
@@ -74,7 +77,7 @@ class JLCDModel:
     def metadata(self) -> dict:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "hyperparameters": self.hyper.to_dict(),
                 "species": self.species, "level_of_theory": self.level.to_dict(),
-                "n_features": int(self.descriptor.n_features), "coefficients_sha256": _sha256(self.coefficients),
+                "molecule_atomic_numbers": self.molecule, "n_features": int(self.descriptor.n_features), "coefficients_sha256": _sha256(self.coefficients),
                 "training": self.training}
 
     def save(self, path: str | Path) -> Path:
@@ -110,7 +113,8 @@ class JLCDModel:
             raise ModelFileError(f"{path}: coefficients contain NaN or infinity")
         try:
             return cls(JLHyperparameters.from_dict(meta["hyperparameters"]), meta["species"], coefficients,
-                       LevelOfTheory.from_dict(meta["level_of_theory"]), meta.get("training", {}))
+                       LevelOfTheory.from_dict(meta["level_of_theory"]), meta.get("training", {}),
+                       meta.get("molecule_atomic_numbers"))
         except (KeyError, TypeError) as err:
             raise ModelFileError(f"{path}: incomplete metadata ({err})") from err
 

@@ -158,5 +158,6 @@ def train_model(data: ReferenceData, hyper: JLHyperparameters, train_idx: list[i
     level = LevelOfTheory(**{**data.level.to_dict(), "grid_level": grid_level})
     model = JLCDModel(hyper, species, beta, level, training={
         "ridge": ridge, "points_per_frame": points_per_frame, "train_source_frames": report.train_frames,
-        "validation_source_frames": report.validation_frames, "seed": seed})
+        "validation_source_frames": report.validation_frames, "seed": seed},
+        molecule=[int(z) for z in data.atomic_numbers])
     return model, report

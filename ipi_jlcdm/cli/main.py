@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import dataset_cmd, eval_cmd, train_cmd
+from . import dataset_cmd, driver_cmd, eval_cmd, train_cmd
 
-COMMANDS = {"eval": eval_cmd, "dataset": dataset_cmd, "train": train_cmd}
+COMMANDS = {"driver": driver_cmd, "eval": eval_cmd, "dataset": dataset_cmd, "train": train_cmd}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,66 @@
+"""``ipi-jlcdm driver``: serve energies, forces and dipoles to an i-PI server over a socket."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from ..driver import EXIT_ERROR, DriverLoop
+from ..engines import ENGINES, make_engine
+from ..geometry_io import read_frames
+from ..ipi_socket import DEFAULT_UNIX_PREFIX, IPISocket
+from ..model import JLCDModel
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="i-PI socket driver (energy Ha, forces Ha/bohr, dipole e*bohr in extras)",
+                       description="Connect to a running i-PI (retrying until it is up) and compute each structure "
+                       "it sends. Extras JSON every step: dipole (e*bohr), gap (Ha), residual, fallback, scf, "
+                       "step_time_s. Exit status: 0 on i-PI's EXIT, 3 if i-PI disappears, 1 on an error.")
+    p.add_argument("--model", default=None, help="model .npz or packaged name (e.g. 'uracil'); required for jlcdm")
+    p.add_argument("--engine", choices=ENGINES, default="jlcdm", help="jlcdm (one-shot, default) or scf (AIMD)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--unix", metavar="NAME", help="unix socket name, as in i-PI's <ffsocket mode='unix'><address>")
+    where.add_argument("--host", help="i-PI host for an inet socket (with --port)")
+    p.add_argument("--port", type=int, default=None, help="inet socket port")
+    p.add_argument("--prefix", default=DEFAULT_UNIX_PREFIX,
+                   help=f"unix socket path prefix (default {DEFAULT_UNIX_PREFIX}, i-PI's default)")
+    p.add_argument("--structure", default=None,
+                   help="XYZ file giving the atoms in i-PI's order (default: the model's training molecule)")
+    p.add_argument("--connect-timeout-s", type=float, default=600.0, help="give up connecting after this (s)")
+    p.add_argument("--grid-level", type=int, default=None, help="PySCF grids.level (default: the model's)")
+    p.set_defaults(func=run)
+
+
+def molecule_atoms(structure: str | None, model: str | None) -> np.ndarray:
+    """Atomic numbers in i-PI's atom order: from --structure, else from the model's training molecule."""
+    if structure:
+        return read_frames(structure)[0].atomic_numbers
+    if model:
+        molecule = JLCDModel.load(model).molecule
+        if molecule:
+            return np.array(molecule)
+    raise ValueError("give --structure (an XYZ file with the atoms in i-PI's order)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.host is not None and args.port is None:
+        raise ValueError("--host needs --port")
+    atomic_numbers = molecule_atoms(args.structure, args.model)
+    engine = make_engine(args.engine, args.model, args.grid_level)
+    source = getattr(engine, "source", None)
+    if isinstance(source, JLCDModel):
+        source.check_compatible(atomic_numbers)
+    try:
+        sock = IPISocket.connect(unix=args.unix, prefix=args.prefix, host=args.host, port=args.port,
+                                 timeout_s=args.connect_timeout_s)
+    except ConnectionError as err:
+        print(f"ipi-jlcdm driver: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+
+    def compute(positions, bead):
+        return engine.compute(atomic_numbers, positions, key=bead)
+
+    return DriverLoop(sock, compute, len(atomic_numbers), args.engine).run()

@@ -1,0 +1,126 @@
+"""i-PI driver loop: answers i-PI's STATUS/INIT/POSDATA/GETFORCE/EXIT with an engine's results.
+
+DESIGN section 6: compute on POSDATA, send FORCEREADY and the whole payload at once on GETFORCE,
+extras as JSON with the same keys every step (dipole in e*bohr), never NaN; exit 0 on EXIT and
+non-zero on EOF; on an exception drain the socket, close it and exit non-zero so i-PI re-queues
+the step. The bead (replica) index i-PI sends in INIT keys the engine's warm state.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .ipi_socket import IPIConnectionClosed, IPISocket, header
+from .results import EngineResult
+
+EXIT_OK, EXIT_ERROR, EXIT_EOF = 0, 1, 3
+
+#: compute(positions_bohr (natm, 3), bead) -> EngineResult
+ComputeFunction = Callable[[np.ndarray, int], EngineResult]
+
+
+class DriverError(RuntimeError):
+    """A problem with the run (atom count, batching, non-finite results) that stops the driver."""
+
+
+def extras_json(result: EngineResult, step_time_s: float, engine_name: str) -> str:
+    """The extras string: identical keys every step, plain floats, dipole in e*bohr."""
+    return json.dumps({
+        "dipole": [float(v) for v in result.dipole],
+        "gap": float(result.gap),
+        "residual": float(result.residual),
+        "fallback": 0,
+        "scf": 1 if engine_name == "scf" else 0,
+        "step_time_s": float(step_time_s),
+    })
+
+
+def force_payload(result: EngineResult, n_atoms: int, extras: str) -> bytes:
+    """FORCEREADY message: header, energy (Ha), atom count, forces (Ha/bohr), virial (zero, no
+    cell), extras length and extras, in one buffer."""
+    forces = np.ascontiguousarray(result.forces, dtype="<f8").reshape(n_atoms * 3)
+    body = extras.encode()
+    return b"".join([header("FORCEREADY"), np.float64(result.energy).astype("<f8").tobytes(),
+                     np.int32(n_atoms).astype("<i4").tobytes(), forces.tobytes(), np.zeros(9, "<f8").tobytes(),
+                     np.int32(len(body)).astype("<i4").tobytes(), body])
+
+
+class DriverLoop:
+    """Serves one i-PI connection until EXIT or end of file."""
+
+    def __init__(self, sock: IPISocket, compute: ComputeFunction, n_atoms: int, engine_name: str, log=sys.stderr):
+        self.sock = sock
+        self.compute = compute
+        self.n_atoms = n_atoms
+        self.engine_name = engine_name
+        self.log = log
+        self.bead = 0
+        self.initialized = False
+        self.pending: bytes | None = None
+        self.steps = 0
+
+    def run(self) -> int:
+        """Serve until EXIT (returns 0), EOF (3) or an error (1, after draining the socket)."""
+        try:
+            while True:
+                message = self.sock.recv_header()
+                if message == "STATUS":
+                    self.sock.send(header("NEEDINIT" if not self.initialized
+                                          else "HAVEDATA" if self.pending is not None else "READY"))
+                elif message == "INIT":
+                    self._init()
+                elif message == "POSDATA":
+                    self._posdata()
+                elif message == "GETFORCE":
+                    if self.pending is None:
+                        raise DriverError("i-PI asked for forces before sending positions")
+                    self.sock.send(self.pending)
+                    self.pending = None
+                elif message == "EXIT":
+                    print(f"i-PI sent EXIT after {self.steps} steps: done", file=self.log, flush=True)
+                    self.sock.close()
+                    return EXIT_OK
+                else:
+                    raise DriverError(f"unexpected message from i-PI: {message!r}")
+        except IPIConnectionClosed as err:
+            print(f"error: {err} (after {self.steps} steps); i-PI exited or was killed", file=self.log, flush=True)
+            self.sock.close()
+            return EXIT_EOF
+        except Exception as err:  # report, then let i-PI re-queue this step
+            print(f"error: {type(err).__name__}: {err}", file=self.log, flush=True)
+            self.sock.drain_and_close()
+            return EXIT_ERROR
+
+    def _init(self) -> None:
+        self.bead = int(self.sock.recv_array("<i4", 1)[0])
+        length = int(self.sock.recv_array("<i4", 1)[0])
+        text = self.sock.recv_array("S1", length).tobytes().decode(errors="replace")
+        for token in text.split(","):
+            key, sep, value = token.partition(":")
+            if sep and key.strip() == "batch_size" and value.strip() not in ("", "1"):
+                raise DriverError(f"i-PI asks for batches of {value.strip()} structures; this driver computes "
+                                  "one at a time: remove batch_size from the <ffsocket> input")
+        self.initialized = True
+        print(f"i-PI INIT: bead {self.bead}", file=self.log, flush=True)
+
+    def _posdata(self) -> None:
+        self.sock.recv_array("<f8", 9)  # cell (unused: pbc is off for molecules)
+        self.sock.recv_array("<f8", 9)  # inverse cell
+        n_atoms = int(self.sock.recv_array("<i4", 1)[0])
+        positions = self.sock.recv_array("<f8", 3 * n_atoms).reshape(n_atoms, 3)
+        if n_atoms != self.n_atoms:
+            raise DriverError(f"atom count mismatch: i-PI sent {n_atoms} atoms but the driver's molecule has "
+                              f"{self.n_atoms} (check the structure given to the driver and i-PI's <initialize>)")
+        t0 = time.perf_counter()
+        result = self.compute(positions, self.bead)
+        result.check_finite()
+        elapsed = time.perf_counter() - t0
+        self.pending = force_payload(result, n_atoms, extras_json(result, elapsed, self.engine_name))
+        self.steps += 1
+        print(f"step {self.steps} (bead {self.bead}): E = {result.energy:.8f} Ha, gap = {result.gap:.4f} Ha, "
+              f"residual = {result.residual:.4f}, {elapsed:.1f} s", file=self.log, flush=True)
