@@ -77,7 +77,8 @@ class JLCDModel:
     def metadata(self) -> dict:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "hyperparameters": self.hyper.to_dict(),
                 "species": self.species, "level_of_theory": self.level.to_dict(),
-                "molecule_atomic_numbers": self.molecule, "n_features": int(self.descriptor.n_features), "coefficients_sha256": _sha256(self.coefficients),
+                "molecule_atomic_numbers": self.molecule, "n_features": int(self.descriptor.n_features),
+                "coefficients_sha256": _sha256(self.coefficients),
                 "training": self.training}
 
     def save(self, path: str | Path) -> Path:

@@ -1,0 +1,37 @@
+"""``ipi-jlcdm demo``: short i-PI MD of uracil with the shipped model, ending in an IR spectrum."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..demo import run_demo
+from ..engines import ENGINES
+from ..ipi_run import RunFailed
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="short NVT + NVE i-PI run of uracil with the shipped model, then its IR spectrum",
+                       description="Starts i-PI and the ipi-jlcdm driver on the shipped uracil inputs: NVT at 300 K, "
+                       "then NVE from the NVT checkpoint (0.5 fs steps), then the IR spectrum of the NVE dipoles. "
+                       "A few minutes on 2 cores; see inputs/uracil/README.md for a production protocol.")
+    p.add_argument("--output-dir", default="demo_output", help="directory for all outputs (default demo_output)")
+    p.add_argument("--nvt-steps", type=int, default=3, help="NVT steps (default 3)")
+    p.add_argument("--nve-steps", type=int, default=12, help="NVE steps (default 12)")
+    p.add_argument("--engine", choices=ENGINES, default="jlcdm", help="jlcdm (default) or scf (plain AIMD)")
+    p.add_argument("--model", default="uracil", help="model (default: the shipped uracil model)")
+    p.add_argument("--grid-level", type=int, default=None, help="PySCF grids.level (default: the model's)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        run_demo(Path(args.output_dir), args.nvt_steps, args.nve_steps, args.engine, args.model, args.grid_level)
+    except RunFailed as err:
+        print(f"ipi-jlcdm demo: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ipi-jlcdm demo: interrupted; i-PI and the driver were stopped", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,103 @@
+"""Running i-PI and our driver together as child processes (used by ``demo`` and the tests).
+
+Both processes are cleaned up on success, failure and Ctrl-C, and the unix socket file removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from .ipi_socket import DEFAULT_UNIX_PREFIX
+
+
+class RunFailed(RuntimeError):
+    """i-PI or the driver ended badly."""
+
+
+def ipi_executable() -> str:
+    """The i-pi launcher next to this Python, else on PATH."""
+    candidate = Path(sys.executable).with_name("i-pi")
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("i-pi")
+    if not found:
+        raise FileNotFoundError("i-pi not found: install it with 'pip install ipi'")
+    return found
+
+
+def configure_input(template: Path, output: Path, total_steps: int | None = None, address: str | None = None,
+                    replacements: dict[str, str] | None = None) -> Path:
+    """Copy an i-PI XML input, optionally setting total_steps, the socket address, and text of other tags."""
+    tree = ET.parse(template)
+    root = tree.getroot()
+    if total_steps is not None:
+        root.find("total_steps").text = f" {int(total_steps)} "
+    if address is not None:
+        for node in root.iter("address"):
+            node.text = f" {address} "
+    for tag, text in (replacements or {}).items():
+        for node in root.iter(tag):
+            node.text = f" {text} "
+    tree.write(output)
+    return output
+
+
+def driver_command(address: str, engine: str, model: str | None, extra: list[str] | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "ipi_jlcdm.cli.main", "driver", "--unix", address, "--engine", engine]
+    if model:
+        cmd += ["--model", model]
+    return cmd + (extra or [])
+
+
+def _stop(proc: subprocess.Popen | None, grace_s: float = 10.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)  # i-PI saves a checkpoint on SIGINT
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_ipi_with_driver(workdir: Path, xml: str, address: str, driver_cmd: list[str], timeout_s: float = 3600.0,
+                        log=sys.stderr, tag: str = "") -> None:
+    """Run ``i-pi xml`` in ``workdir`` with one driver; return when i-PI finishes. Raises RunFailed
+    (after stopping both) if either fails or ``timeout_s`` passes; cleans up on KeyboardInterrupt."""
+    workdir = Path(workdir)
+    socket_path = Path(DEFAULT_UNIX_PREFIX + address)
+    ipi = driver = None
+    tag = tag or Path(xml).stem
+    try:
+        with open(workdir / f"{tag}.ipi.log", "w") as ipi_log, open(workdir / f"{tag}.driver.log", "w") as drv_log:
+            ipi = subprocess.Popen([ipi_executable(), xml], cwd=workdir, stdout=ipi_log, stderr=subprocess.STDOUT)
+            driver = subprocess.Popen(driver_cmd, cwd=workdir, stdout=drv_log, stderr=subprocess.STDOUT,
+                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            deadline = time.monotonic() + timeout_s
+            while True:
+                if ipi.poll() is not None:
+                    if ipi.returncode != 0:
+                        raise RunFailed(f"i-PI exited with status {ipi.returncode}: see {workdir / (tag + '.ipi.log')}")
+                    driver.wait(60)
+                    if driver.returncode != 0:
+                        raise RunFailed(f"driver exited with status {driver.returncode}: "
+                                        f"see {workdir / (tag + '.driver.log')}")
+                    return
+                if driver.poll() is not None and driver.returncode != 0:
+                    raise RunFailed(f"driver exited with status {driver.returncode}: "
+                                    f"see {workdir / (tag + '.driver.log')}")
+                if time.monotonic() > deadline:
+                    raise RunFailed(f"{tag} did not finish within {timeout_s:.0f} s")
+                time.sleep(0.2)
+    finally:
+        _stop(driver)
+        _stop(ipi)
+        if socket_path.exists():
+            socket_path.unlink()
