@@ -201,7 +201,11 @@ class JLDescriptor:
             amp[sel, a] += j2[:, :, None] * s[:, None, :]
             pair_self[sel, a] += j2[:, :, None] * j2[:, None, :]
         cols = [one.reshape(c, -1)]
+        atoms_per_species = np.bincount(spec, minlength=self.nsp)
         for s_, t_, l, n_a, n_b in self._two_body_blocks:
+            if s_ == t_ and atoms_per_species[s_] < 2:  # no pair i != j: exactly zero, not rounding noise
+                cols.append(np.zeros((c, n_a.size)))
+                continue
             lm = slice(l * l, (l + 1) ** 2)
             block = np.einsum("cnm,cpm->cnp", amp[:, s_, :, lm], amp[:, t_, :, lm])
             if s_ == t_:

@@ -87,7 +87,7 @@ class DriverLoop:
                     return EXIT_OK
                 else:
                     raise DriverError(f"unexpected message from i-PI: {message!r}")
-        except IPIConnectionClosed as err:
+        except (IPIConnectionClosed, BrokenPipeError, ConnectionResetError) as err:
             print(f"error: {err} (after {self.steps} steps); i-PI exited or was killed", file=self.log, flush=True)
             self.sock.close()
             return EXIT_EOF

@@ -24,6 +24,7 @@ from .level import LevelOfTheory
 from .model import JLCDModel
 
 RIDGE_GRID = tuple(10.0 ** k for k in range(-12, -1))
+INACTIVE_FEATURE_SCALE = 1e-9  # relative column norm below which a feature counts as absent
 
 
 @dataclass
@@ -98,15 +99,19 @@ def solve_ridge(train: NormalEquations, validation: NormalEquations | None, ridg
                 ) -> tuple[np.ndarray, float, dict]:
     """Coefficients minimizing the training error + ridge |D beta|^2 (D = column norms), the ridge
     picked by the validation error; returns (beta, ridge, {ridge: validation rms of drho})."""
-    scale = np.sqrt(np.diag(train.gram))
-    scale[scale == 0.0] = 1.0
-    gram_s = train.gram / scale[:, None] / scale[None, :]
-    rhs_s = train.rhs / scale
+    scale = np.sqrt(np.maximum(np.diag(train.gram), 0.0))
+    # Features that vanish on the training data (e.g. the same-species pair of an element with a
+    # single atom) carry no information: their coefficients stay zero instead of fitting noise.
+    active = scale > INACTIVE_FEATURE_SCALE * scale.max()
+    scale_a = scale[active]
+    gram_s = train.gram[np.ix_(active, active)] / scale_a[:, None] / scale_a[None, :]
+    rhs_s = train.rhs[active] / scale_a
     evals, evecs = np.linalg.eigh(gram_s)
     proj = evecs.T @ rhs_s
     scores, best = {}, None
     for ridge in ridges:
-        beta = (evecs @ (proj / (np.maximum(evals, 0.0) + ridge))) / scale
+        beta = np.zeros(len(scale))
+        beta[active] = (evecs @ (proj / (np.maximum(evals, 0.0) + ridge))) / scale_a
         ref = validation if validation is not None else train
         score = np.sqrt(max(ref.error(beta), 0.0) / max(ref.yy, 1e-300))  # relative L2 error of drho
         scores[ridge] = score

@@ -60,6 +60,14 @@ def test_train_then_eval(water_data, tmp_path):
         # the model must remove most of the error of the atomic superposition (vs the SCF density)
         assert row["density_error_percent"] < 0.4 * row["sad_error_percent"]
     assert JLCDModel.load(model_path).training["test_source_frames"] == [12, 13]
+    # water has one O: its O-O pair features vanish and must not be fitted to rounding noise, which
+    # made the prediction jump under 1e-12 bohr displacements
+    model = JLCDModel.load(model_path)
+    points = np.random.default_rng(0).normal(size=(500, 3))
+    atoms = ReferenceData.load(water_data / "water.npz").coords_bohr[0]
+    base = model.deformation_density(points, np.array([8, 1, 1]), atoms)[0]
+    moved = model.deformation_density(points, np.array([8, 1, 1]), atoms * (1 + 1e-12))[0]
+    assert np.abs(moved - base).max() < 1e-9 * np.abs(base).max()
 
     data = ReferenceData.load(water_data / "water.npz")
     write_xyz(tmp_path / "in.xyz", data.coords_bohr[12:14])

@@ -1,0 +1,62 @@
+"""Helpers for tests that run a real i-PI server and our driver as separate processes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from ipi_jlcdm.ipi_run import configure_input, ipi_executable
+
+REPO = Path(__file__).resolve().parents[1]
+WATER_MODEL = REPO / "tests" / "data" / "water_test_model.npz"
+WATER_XYZ = """3
+# CELL(abcABC): 20.0 20.0 20.0 90.0 90.0 90.0 positions{angstrom} cell{angstrom}
+O 0.0 0.0 0.1173
+H 0.0 0.7572 -0.4692
+H 0.0 -0.7572 -0.4692
+"""
+
+
+def water_run_dir(tmp_path: Path, steps: int, template: str = "nvt.xml") -> tuple[Path, str]:
+    """A directory with water.xyz and an i-PI input (from the shipped uracil one) using a fresh socket."""
+    (tmp_path / "water.xyz").write_text(WATER_XYZ)
+    address = f"t{uuid.uuid4().hex[:10]}"
+    configure_input(REPO / "inputs" / "uracil" / template, tmp_path / "input.xml", steps, address,
+                    {"file": "water.xyz"})
+    return tmp_path, address
+
+
+def start_ipi(workdir: Path, xml: str = "input.xml") -> subprocess.Popen:
+    log = open(workdir / "ipi.log", "a")
+    return subprocess.Popen([ipi_executable(), xml], cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+
+
+def start_driver(workdir: Path, address: str, *extra: str, model: Path | None = WATER_MODEL, name="driver"):
+    log = open(workdir / f"{name}.log", "a")
+    cmd = [sys.executable, "-m", "ipi_jlcdm.cli.main", "driver", "--unix", address, *extra]
+    if model is not None:
+        cmd += ["--model", str(model)]
+    return subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def wait_for(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def count_frames(path: Path) -> int:
+    return path.read_text().count("#EXTRAS") if path.exists() else 0
+
+
+def stop(*procs) -> None:
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()

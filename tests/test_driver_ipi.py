@@ -1,0 +1,143 @@
+"""The i-PI socket driver end to end against a real i-PI server started by the test (water, the
+small test model in tests/data, so each step takes about a second)."""
+
+import numpy as np
+import pytest
+
+from ipi_jlcdm.cli.main import main
+from ipi_jlcdm.geometry_io import read_xyz
+from ipi_jlcdm.ir import read_dipole_file
+from ipi_jlcdm.units import BOHR_PER_ANGSTROM
+
+from .ipi_helpers import (
+    REPO,
+    WATER_MODEL,
+    count_frames,
+    start_driver,
+    start_ipi,
+    stop,
+    wait_for,
+    water_run_dir,
+)
+from .test_training import parse_extxyz
+
+
+def test_nvt_steps_and_dipoles_match_eval(tmp_path):
+    workdir, address = water_run_dir(tmp_path, steps=4)
+    ipi = start_ipi(workdir)
+    driver = start_driver(workdir, address, "--structure", "water.xyz")
+    try:
+        assert ipi.wait(180) == 0
+        assert driver.wait(30) == 0
+    finally:
+        stop(ipi, driver)
+    dip = read_dipole_file(workdir / "nvt.dip_0")
+    positions = read_xyz(workdir / "nvt.pos_0.xyz")
+    assert list(dip.steps) == [0, 1, 2, 3, 4] and len(positions) == 5
+    assert "i-PI sent EXIT" in (workdir / "driver.log").read_text()
+    assert main(["eval", "--model", str(WATER_MODEL), str(workdir / "nvt.pos_0.xyz"),
+                 "-o", str(workdir / "eval.extxyz")]) == 0
+    evaluated = parse_extxyz(workdir / "eval.extxyz")
+    for k, (keys, _) in enumerate(evaluated):
+        # eval writes e*angstrom; i-PI's extras are e*bohr; positions were stored with 6 digits
+        np.testing.assert_allclose(keys["dipole"] * BOHR_PER_ANGSTROM, dip.dipoles[k], atol=2e-4)
+
+
+def test_killed_driver_is_replaced_without_missing_frames(tmp_path):
+    workdir, address = water_run_dir(tmp_path, steps=8)
+    ipi = start_ipi(workdir)
+    first = start_driver(workdir, address, "--structure", "water.xyz", name="first")
+    second = None
+    try:
+        wait_for(lambda: count_frames(workdir / "nvt.dip_0") >= 3, 120, "three frames")
+        stop(first)  # SIGKILL mid-run
+        second = start_driver(workdir, address, "--structure", "water.xyz", name="second")
+        assert ipi.wait(180) == 0
+        assert second.wait(30) == 0
+    finally:
+        stop(ipi, first, second)
+    text = (workdir / "nvt.dip_0").read_text()
+    steps = [int(line.split("Step:")[1]) for line in text.splitlines() if "#EXTRAS" in line]
+    assert steps == list(range(9))  # every step exactly once
+    assert len(read_xyz(workdir / "nvt.pos_0.xyz")) == 9
+
+
+def test_restart_continues_outputs_without_gap(tmp_path):
+    workdir, address = water_run_dir(tmp_path, steps=10)
+    ipi = start_ipi(workdir)
+    driver = start_driver(workdir, address, "--structure", "water.xyz")
+    try:
+        wait_for(lambda: count_frames(workdir / "nvt.dip_0") >= 4, 120, "four frames")
+        ipi.send_signal(2)  # SIGINT: i-PI stops softly and writes RESTART
+        assert ipi.wait(60) is not None
+        assert driver.wait(60) in (0, 3)  # EXIT or end of file: the driver does not hang
+        assert (workdir / "RESTART").exists()
+        interrupted_at = count_frames(workdir / "nvt.dip_0")
+        assert interrupted_at < 11
+        ipi = start_ipi(workdir, "RESTART")
+        driver = start_driver(workdir, address, "--structure", "water.xyz", name="driver2")
+        assert ipi.wait(180) == 0
+        assert driver.wait(30) == 0
+    finally:
+        stop(ipi, driver)
+    series = read_dipole_file(workdir / "nvt.dip_0")  # repeated steps after a restart keep the newest
+    assert list(series.steps) == list(range(11))
+    out = np.loadtxt(workdir / "nvt.out", ndmin=2)
+    assert sorted(set(out[:, 0].astype(int))) == list(range(11))
+
+
+def test_wrong_species_is_refused_before_connecting(tmp_path, capsys):
+    code = main(["driver", "--model", str(WATER_MODEL), "--unix", "never", "--connect-timeout-s", "1",
+                 "--structure", str(REPO / "inputs" / "uracil" / "uracil.xyz")])
+    assert code == 2
+    assert "Z=[6, 7]" in capsys.readouterr().err
+
+
+def test_unreachable_socket_gives_up(tmp_path, capsys):
+    code = main(["driver", "--model", str(WATER_MODEL), "--unix", "nobody_listens_here", "--connect-timeout-s", "1",
+                 "--structure", str(REPO / "tests" / "data" / "water.xyz")])
+    assert code == 1
+    assert "could not connect to i-PI on unix socket /tmp/ipi_nobody_listens_here" in capsys.readouterr().err
+
+
+def test_atom_count_mismatch_stops_the_driver(tmp_path):
+    workdir, address = water_run_dir(tmp_path, steps=3)
+    (workdir / "peroxide.xyz").write_text("4\n\nO 0 0 0\nO 1.45 0 0\nH -0.3 0.9 0\nH 1.75 0.9 0.3\n")
+    ipi = start_ipi(workdir)
+    driver = start_driver(workdir, address, "--structure", "peroxide.xyz")
+    try:
+        assert driver.wait(120) == 1
+    finally:
+        stop(ipi, driver)
+    assert "atom count mismatch: i-PI sent 3 atoms but the driver's molecule has 4" in (
+        workdir / "driver.log").read_text()
+
+
+def test_killed_ipi_ends_the_driver(tmp_path):
+    workdir, address = water_run_dir(tmp_path, steps=1000)
+    ipi = start_ipi(workdir)
+    driver = start_driver(workdir, address, "--structure", "water.xyz")
+    try:
+        wait_for(lambda: count_frames(workdir / "nvt.dip_0") >= 2, 120, "two frames")
+        stop(ipi)
+        assert driver.wait(60) == 3
+    finally:
+        stop(ipi, driver)
+    assert "i-PI exited or was killed" in (workdir / "driver.log").read_text()
+
+
+@pytest.mark.parametrize("engine", ["scf"])
+def test_scf_engine_through_the_driver(tmp_path, engine):
+    workdir, address = water_run_dir(tmp_path, steps=2)
+    ipi = start_ipi(workdir)
+    driver = start_driver(workdir, address, "--structure", "water.xyz", "--engine", engine, "--grid-level", "2",
+                          model=None)
+    try:
+        assert ipi.wait(180) == 0
+        assert driver.wait(30) == 0
+    finally:
+        stop(ipi, driver)
+    dip = read_dipole_file(workdir / "nvt.dip_0")
+    assert list(dip.steps) == [0, 1, 2]
+    # water's dipole along its C2 axis: ~0.8 e*bohr (2 D) at PBE/def2-SVP
+    assert 0.6 < np.linalg.norm(dip.dipoles[0]) < 0.9
