@@ -141,3 +141,42 @@ def test_scf_engine_through_the_driver(tmp_path, engine):
     assert list(dip.steps) == [0, 1, 2]
     # water's dipole along its C2 axis: ~0.8 e*bohr (2 D) at PBE/def2-SVP
     assert 0.6 < np.linalg.norm(dip.dipoles[0]) < 0.9
+
+
+def test_pes_plugin_in_ipi_py_driver_and_ffdirect(tmp_path):
+    """The same model through i-PI's own Python driver (-m custom) and through <ffdirect> gives the
+    same dipoles as our socket driver (first test) at the same positions."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import ipi_jlcdm.ipi_pes as pes
+
+    structure = REPO / "tests" / "data" / "water.xyz"
+    results = {}
+    for route in ("py_driver", "ffdirect"):
+        (tmp_path / route).mkdir()
+        workdir, address = water_run_dir(tmp_path / route, steps=2)
+        if route == "ffdirect":
+            xml = (workdir / "input.xml").read_text()
+            xml = re.sub(r"<ffsocket.*?</ffsocket>", f"""<ffdirect name='jlcdm' pbc='false'><pes> custom </pes>
+                <pes_path> {pes.__file__} </pes_path>
+                <parameters> {{model: {WATER_MODEL}, structure: {structure}}} </parameters></ffdirect>""",
+                         xml, flags=re.S)
+            (workdir / "input.xml").write_text(xml)
+            assert start_ipi(workdir).wait(180) == 0
+        else:
+            ipi = start_ipi(workdir)
+            py_driver = Path(sys.executable).with_name("i-pi-py_driver")
+            try:
+                subprocess.run([str(py_driver), "-m", "custom", "-P", pes.__file__, "-u", "-a", address, "-o",
+                                f"model={WATER_MODEL},structure={structure}"], check=True, timeout=180,
+                               capture_output=True)
+                assert ipi.wait(60) == 0
+            finally:
+                stop(ipi)
+        results[route] = read_dipole_file(workdir / "nvt.dip_0")
+    for series in results.values():
+        assert list(series.steps) == [0, 1, 2]
+    np.testing.assert_allclose(results["py_driver"].dipoles, results["ffdirect"].dipoles, atol=1e-7)
