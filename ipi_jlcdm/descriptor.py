@@ -8,8 +8,10 @@ with A^Z_{nlm}(g) = sum_{i in Z} J2_n(r_gi) S_lm(u_gi) (Racah-normalized real ha
 addition theorem has no prefactor) and n = 2..n2. Species pairs with Z = Z' keep n <= n'; pairs
 Z < Z' keep all (n, n').
 
-Lengths in bohr. Work is chunked over points (``chunk_size``) and looped over atoms, each atom
-touching only the points within r_cut of it; never a Python loop over points.
+Lengths in bohr. Work is chunked over points (``chunk_size``, small enough that a chunk's arrays
+stay in cache: 256 points measured fastest, 3x faster than 2048) and vectorized over the
+(point, atom) pairs within r_cut of a chunk; never a Python loop over points. Memory per chunk is
+O(chunk_size * atoms * (n1 + n2 * (l_max+1)^2)), independent of the number of points.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .harmonics import l_of_index, n_lm, solid_harmonics
+from .harmonics import gradient_operator, l_of_index, n_lm, solid_harmonics
 from .jacobi import radial_one_body, radial_two_body
 from .units import ANGSTROM_PER_BOHR, BOHR_PER_ANGSTROM
 
@@ -88,7 +90,7 @@ class ContractedCoefficients:
 class JLDescriptor:
     """JL features for a fixed list of species (atomic numbers, sorted)."""
 
-    def __init__(self, hyper: JLHyperparameters, species: list[int], chunk_size: int = 2048):
+    def __init__(self, hyper: JLHyperparameters, species: list[int], chunk_size: int = 256):
         self.hyper = hyper
         self.species = sorted(int(z) for z in species)
         if len(set(self.species)) != len(self.species):
@@ -98,6 +100,7 @@ class JLDescriptor:
         self.nr2 = hyper.n2 - 1
         self.nlm = n_lm(hyper.l_max)
         self._l_index = l_of_index(hyper.l_max)
+        self._harmonic_gradient = gradient_operator(hyper.l_max)  # (3, nlm, nlm)
         self._build_layout()
 
     # ---------------------------------------------------------------- layout
@@ -250,44 +253,70 @@ class JLDescriptor:
                     out[i] -= point_weights[chunk][sel] @ g_i
         return out
 
+    def _pair_terms(self, points: np.ndarray, atom_coords: np.ndarray):
+        """All (point, atom) pairs within r_cut of a chunk, at once: indices (npair,), distances,
+        unit vectors, J1, dJ1, J2, dJ2 and the solid harmonics S at the unit vectors."""
+        h = self.hyper
+        diff = points[:, None, :] - atom_coords[None, :, :]
+        dist = np.sqrt(np.einsum("pax,pax->pa", diff, diff))
+        p_idx, a_idx = np.nonzero(dist < h.r_cut)
+        r = dist[p_idx, a_idx]
+        unit = diff[p_idx, a_idx] / np.maximum(r, _TINY_DISTANCE)[:, None]
+        j1, dj1 = radial_one_body(r, h.n1, h.alpha, h.beta, h.r_min, h.r_cut)
+        j2, dj2 = radial_two_body(r, h.n2, h.a2, h.b2, h.r_cut)
+        s = solid_harmonics(unit, h.l_max, gradient=False)
+        return p_idx, a_idx, r, unit, j1, dj1, j2, dj2, s
+
     def _predict_chunk(self, points, spec, atom_coords, coefs: ContractedCoefficients, want_grad: bool,
                        want_atoms: bool):
-        """rho, grad rho and per-atom parts g_i = d rho / d r_g from atom i (so d rho / d R_i = -g_i)."""
-        c = len(points)
-        nr2 = self.nr2
+        """rho, grad rho and per-atom parts g_i = d rho / d r_g from atom i (so d rho / d R_i = -g_i).
+
+        Work is vectorized over all (point, atom) pairs of the chunk; the species sums A^Z are
+        batched matrix products over dense (point, atom) arrays.
+        """
+        c, natm, nr2 = len(points), len(atom_coords), self.nr2
         need_derivs = want_grad or want_atoms
-        rho = np.zeros(c)
-        amp = np.zeros((c, self.nsp * nr2, self.nlm))
-        cached = []
-        for terms in self._atom_terms(points, atom_coords, need_derivs):
-            i, sel, unit, r, j1, dj1, j2, dj2, s, ds = terms
-            a = spec[i]
-            rho[sel] += j1 @ coefs.one_body[a]
-            amp[sel, a * nr2:(a + 1) * nr2] += j2[:, :, None] * s[:, None, :]
-            rho[sel] -= np.einsum("kn,nm,km->k", j2, coefs.self_term[a], j2)
-            if need_derivs:
-                cached.append(terms)
-        contracted = np.empty_like(amp)  # B = C_l A_l for every l
+        p_idx, a_idx, r, unit, j1, dj1, j2, dj2, s = self._pair_terms(points, atom_coords)
+        pair_species = spec[a_idx]
+        j2_dense = np.zeros((c, natm, nr2))
+        j2_dense[p_idx, a_idx] = j2
+        s_dense = np.zeros((c, natm, self.nlm))
+        s_dense[p_idx, a_idx] = s
+        kdim = self.nsp * nr2
+        amp = np.zeros((self.nlm, c, kdim))  # A^Z_{n,lm}(g) stored as [lm, g, Z*nr2 + n]
+        pair_value = np.einsum("pn,pn->p", j1, coefs.one_body[pair_species])
+        self_proj = np.empty_like(j2)  # Csum_s J2 per pair (the i = j term)
+        for a in range(self.nsp):
+            atoms = np.nonzero(spec == a)[0]
+            if atoms.size == 0:
+                continue
+            amp_a = np.matmul(s_dense[:, atoms].transpose(0, 2, 1), j2_dense[:, atoms])  # (c, nlm, nr2)
+            amp[:, :, a * nr2:(a + 1) * nr2] = amp_a.transpose(1, 0, 2)
+            mask = pair_species == a
+            self_proj[mask] = j2[mask] @ coefs.self_term[a]
+        pair_value -= np.einsum("pn,pn->p", self_proj, j2)
+        rho = np.bincount(p_idx, weights=pair_value, minlength=c).astype(float)  # int if no pairs
+        contracted = np.empty_like(amp)  # B = C_l A_l: one matrix product per l
         for l in range(self.hyper.l_max + 1):
             lm = slice(l * l, (l + 1) ** 2)
-            contracted[:, :, lm] = np.einsum("kK,cKm->ckm", coefs.two_body[l], amp[:, :, lm], optimize=True)
-        rho += np.einsum("ckm,ckm->c", amp, contracted)
+            contracted[lm] = (amp[lm].reshape(-1, kdim) @ coefs.two_body[l]).reshape(2 * l + 1, c, kdim)
+        rho += np.einsum("mck,mck->c", amp, contracted)
         if not need_derivs:
             return rho, None, None
-        grad = np.zeros((c, 3)) if want_grad else None
-        per_atom = []
-        for i, sel, unit, r, _j1, dj1, j2, dj2, s, ds in cached:
-            a = spec[i]
-            b = contracted[sel, a * nr2:(a + 1) * nr2]  # (k, nr2, nlm)
-            radial_part = np.einsum("kn,knm,km->k", dj2, b, s)
-            jb = np.einsum("kn,knm->km", j2, b)
-            angular_part = (np.einsum("km,kma->ka", jb, ds)
-                            - unit * np.einsum("km,m,km->k", jb, self._l_index, s)[:, None]) / r[:, None]
-            g_i = 2.0 * (radial_part[:, None] * unit + angular_part)
-            g_i -= 2.0 * np.einsum("kn,nm,km->k", dj2, coefs.self_term[a], j2)[:, None] * unit
-            g_i += (dj1 @ coefs.one_body[a])[:, None] * unit
-            if want_grad:
-                grad[sel] += g_i
-            if want_atoms:
-                per_atom.append((i, sel, g_i))
+        b = contracted.reshape(self.nlm, c, self.nsp, nr2)[:, p_idx, pair_species]  # (nlm, npair, nr2)
+        radial = np.einsum("pn,mpn,pm->p", dj2, b, s, optimize=True) - np.einsum("pn,pn->p", dj2, self_proj)
+        jb = np.einsum("pn,mpn->pm", j2, b, optimize=True)
+        # sum_m JB_m dS_m/du = sum_k (JB D_x)_k S_k; minus the radial part l S_m u of d(S_m(u)/|u|^l)
+        jb_grad = np.stack([np.einsum("pk,pk->p", jb @ self._harmonic_gradient[x], s) for x in range(3)], axis=1)
+        angular = ((jb_grad - unit * np.einsum("pm,m,pm->p", jb, self._l_index, s)[:, None])
+                   / np.maximum(r, _TINY_DISTANCE)[:, None])
+        one_body = np.einsum("pn,pn->p", dj1, coefs.one_body[pair_species])
+        g_pair = (2.0 * radial + one_body)[:, None] * unit + 2.0 * angular
+        grad = None
+        if want_grad:
+            grad = np.stack([np.bincount(p_idx, weights=g_pair[:, x], minlength=c) for x in range(3)],
+                            axis=1).astype(float)
+        per_atom = None
+        if want_atoms:
+            per_atom = [(i, p_idx[a_idx == i], g_pair[a_idx == i]) for i in range(natm) if np.any(a_idx == i)]
         return rho, grad, per_atom

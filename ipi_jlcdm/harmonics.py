@@ -15,11 +15,14 @@ def n_lm(l_max: int) -> int:
     return (l_max + 1) ** 2
 
 
-def solid_harmonics(u: np.ndarray, l_max: int) -> tuple[np.ndarray, np.ndarray]:
+def solid_harmonics(u: np.ndarray, l_max: int, gradient: bool = True):
     """S_lm(u) and its gradient dS_lm/du for vectors u (k, 3).
 
-    Returns values (k, (l_max+1)^2) and gradients (k, (l_max+1)^2, 3).
+    Returns values (k, (l_max+1)^2) and gradients (k, (l_max+1)^2, 3), or only the values if
+    ``gradient`` is False (see ``gradient_operator`` for a cheap exact gradient).
     """
+    if not gradient:
+        return _solid_harmonic_values(np.asarray(u, dtype=float), l_max)
     u = np.asarray(u, dtype=float)
     k = u.shape[0]
     x, y, z = u[:, 0], u[:, 1], u[:, 2]
@@ -61,6 +64,52 @@ def solid_harmonics(u: np.ndarray, l_max: int) -> tuple[np.ndarray, np.ndarray]:
     return val, grad
 
 
+def _solid_harmonic_values(u: np.ndarray, l_max: int) -> np.ndarray:
+    """The value part of the recurrence in ``solid_harmonics``, (k, nlm)."""
+    x, y, z = u[:, 0], u[:, 1], u[:, 2]
+    r2 = x * x + y * y + z * z
+    val = np.empty((u.shape[0], n_lm(l_max)))
+    val[:, 0] = 1.0
+    for l in range(l_max):
+        f = np.sqrt((2.0 if l == 0 else 1.0) * (2 * l + 1) / (2 * l + 2))
+        top, bottom = val[:, l * l + 2 * l], val[:, l * l]
+        if l == 0:
+            val[:, (l + 1) ** 2 + 2 * l + 2] = f * x * top
+            val[:, (l + 1) ** 2] = f * y * top
+        else:
+            val[:, (l + 1) ** 2 + 2 * l + 2] = f * (x * top - y * bottom)
+            val[:, (l + 1) ** 2] = f * (y * top + x * bottom)
+        for m in range(-l, l + 1):
+            new = (2 * l + 1) * z * val[:, l * l + l + m]
+            b = np.sqrt((l + m) * (l - m))
+            if b > 0:
+                new -= b * r2 * val[:, (l - 1) ** 2 + (l - 1) + m]
+            val[:, (l + 1) ** 2 + (l + 1) + m] = new / np.sqrt((l + m + 1) * (l - m + 1))
+    return val
+
+
 def l_of_index(l_max: int) -> np.ndarray:
     """The l of every (l, m) index, shape ((l_max+1)^2,)."""
     return np.concatenate([np.full(2 * l + 1, l) for l in range(l_max + 1)])
+
+
+def gradient_operator(l_max: int) -> np.ndarray:
+    """D (3, nlm, nlm) with dS_lm/du_x (u) = sum_k D[x, lm, k] S_k(u) for every u.
+
+    The derivative of a harmonic polynomial of degree l is a harmonic polynomial of degree l - 1,
+    hence a combination of the S_{l-1, m'}: D is exact (fitted once at random points, residual at
+    rounding level), and the hot path needs only S, not its gradient recurrence.
+    """
+    rng = np.random.default_rng(12345)
+    u = rng.normal(size=(4 * n_lm(l_max) + 50, 3))
+    val, grad = solid_harmonics(u, l_max)
+    op = np.zeros((3, n_lm(l_max), n_lm(l_max)))
+    for l in range(1, l_max + 1):
+        rows, cols = slice(l * l, (l + 1) ** 2), slice((l - 1) ** 2, l * l)
+        for x in range(3):
+            sol, *_ = np.linalg.lstsq(val[:, cols], grad[:, rows, x], rcond=None)
+            op[x, rows, cols] = sol.T
+    residual = np.abs(np.einsum("xlk,pk->plx", op, val) - grad).max() / np.abs(grad).max()
+    if residual > 1e-10:
+        raise ArithmeticError(f"solid-harmonic gradient operator is not exact (residual {residual:.1e})")
+    return op

@@ -169,3 +169,13 @@ def test_unknown_species_is_a_clear_error():
     desc = JLDescriptor(HYPER, SPECIES)
     with pytest.raises(ValueError, match="Z=\\[7\\]"):
         desc.features(np.zeros((1, 3)), np.array([1, 7]), np.array([[0.0, 0, 0], [1.0, 0, 0]]))
+
+
+def test_points_far_from_every_atom_give_zero():
+    z, atoms, points = cluster(7, n_points=30)
+    desc = JLDescriptor(HYPER, SPECIES, chunk_size=8)
+    coefs = desc.contract(np.random.default_rng(1).normal(size=desc.n_features))
+    far = np.vstack([points, 100.0 + points])  # whole chunks with no atom within r_cut
+    rho, grad = desc.predict(far, z, atoms, coefs)
+    assert rho.dtype == float and np.all(rho[30:] == 0.0) and np.all(grad[30:] == 0.0)
+    np.testing.assert_array_equal(rho[:30], desc.predict(points, z, atoms, coefs)[0])

@@ -170,7 +170,7 @@ def test_pes_plugin_in_ipi_py_driver_and_ffdirect(tmp_path):
             ipi = start_ipi(workdir)
             py_driver = Path(sys.executable).with_name("i-pi-py_driver")
             try:  # i-PI's own driver does not retry: wait for the socket
-                wait_for(lambda: Path(f"/tmp/ipi_{address}").exists(), 60, "the i-PI socket")
+                wait_for(lambda path=Path(f"/tmp/ipi_{address}"): path.exists(), 60, "the i-PI socket")
                 subprocess.run([str(py_driver), "-m", "custom", "-P", pes.__file__, "-u", "-a", address, "-o",
                                 f"model={WATER_MODEL},structure={structure}"], check=True, timeout=180,
                                capture_output=True)
