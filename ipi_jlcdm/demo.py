@@ -22,7 +22,7 @@ def packaged_inputs(name: str = "uracil") -> Path:
 
 
 def run_demo(output_dir: Path, nvt_steps: int, nve_steps: int, engine: str = "jlcdm", model: str = "uracil",
-             grid_level: int | None = None, log=sys.stderr) -> dict[str, Path]:
+             grid_level: int | None = None, log=sys.stderr, timeout_s: float = 24 * 3600.0) -> dict[str, Path]:
     """Run NVT then NVE (from the NVT checkpoint) and the IR spectrum; returns the output files."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -36,10 +36,10 @@ def run_demo(output_dir: Path, nvt_steps: int, nve_steps: int, engine: str = "jl
     t0 = time.perf_counter()
     print(f"demo: uracil, engine {engine}, model {model}, outputs in {output_dir}/", file=log, flush=True)
     print(f"demo: NVT 300 K, {nvt_steps} steps of {TIMESTEP_FS} fs (i-PI + ipi-jlcdm driver) ...", file=log, flush=True)
-    run_ipi_with_driver(output_dir, "nvt.xml", address, cmd, tag="nvt")
+    run_ipi_with_driver(output_dir, "nvt.xml", address, cmd, timeout_s, tag="nvt")
     print(f"demo: NVT done ({time.perf_counter() - t0:.0f} s); NVE {nve_steps} steps from nvt.chk ...",
           file=log, flush=True)
-    run_ipi_with_driver(output_dir, "nve.xml", address, cmd, tag="nve")
+    run_ipi_with_driver(output_dir, "nve.xml", address, cmd, timeout_s, tag="nve")
     print(f"demo: NVE done ({time.perf_counter() - t0:.0f} s); IR spectrum from nve.dip_0", file=log, flush=True)
     series = read_dipole_file(output_dir / "nve.dip_0")
     spectrum = compute_ir_spectrum([series], TIMESTEP_FS)

@@ -67,7 +67,7 @@ def _stop(proc: subprocess.Popen | None, grace_s: float = 10.0) -> None:
         proc.wait()
 
 
-def run_ipi_with_driver(workdir: Path, xml: str, address: str, driver_cmd: list[str], timeout_s: float = 3600.0,
+def run_ipi_with_driver(workdir: Path, xml: str, address: str, driver_cmd: list[str], timeout_s: float = 24 * 3600.0,
                         log=sys.stderr, tag: str = "") -> None:
     """Run ``i-pi xml`` in ``workdir`` with one driver; return when i-PI finishes. Raises RunFailed
     (after stopping both) if either fails or ``timeout_s`` passes; cleans up on KeyboardInterrupt."""
