@@ -9,19 +9,28 @@ DESIGN section 5. Per geometry:
   E_HF = sum_i f_i e_i - E_H + E_xc - integral(v_xc rho_in) + E_nn      (Harris-Foulkes)
   forces: PySCF's analytic RKS gradient on the one-shot orbitals (route a of DESIGN)
   dipole from P_out (reported) and from rho_in (cross-check); gap; residual |rho_out - rho_in|/N_e.
+
+MPI (``parallel.world()``): every rank builds the molecule and grid, works on its slice of the
+grid (``partition_grid``), and the grid sums (electron count, Coulomb right-hand side, V_xc and
+E_xc, residual, dipole, XC force terms) are reduced; rank 0 diagonalizes and broadcasts. Serial
+runs are the one-rank case of the same code.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
 import scipy.linalg
 from pyscf import df, gto
 from pyscf.dft import numint
+from pyscf.dft.gen_grid import make_mask
+from pyscf.grad import rks as rks_grad
 
 from .density import ao_blocks, density_on_points, grid_points, sad_density_matrix
 from .level import LevelOfTheory
+from .parallel import partition_grid, world
 from .results import EngineResult
 
 #: Points per block for the Coulomb potential of the auxiliary functions on the grid.
@@ -37,10 +46,11 @@ class OneShotEngine:
 
     name = "jlcdm"
 
-    def __init__(self, source, level: LevelOfTheory, compute_forces: bool = True):
+    def __init__(self, source, level: LevelOfTheory, compute_forces: bool = True, comm=None):
         self.source = source
         self.level = level
         self.compute_forces = compute_forces
+        self.comm = comm if comm is not None else world()
         self.timings: dict[str, float] = {}
 
     def compute(self, atomic_numbers: np.ndarray, coords_bohr: np.ndarray, key: int = 0) -> EngineResult:
@@ -49,8 +59,12 @@ class OneShotEngine:
             check(atomic_numbers)  # fail fast, naming unknown elements
         timer = _StageTimer()
         mol = self.level.make_mol(atomic_numbers, coords_bohr)
+        comm = self.comm
         grids = self.level.make_grids(mol)
         coords, weights = grid_points(grids)
+        r_cut = getattr(getattr(self.source, "hyper", None), "r_cut", 0.0)
+        mine = partition_grid(coords, mol.atom_coords(), r_cut, comm.size)[comm.rank]
+        coords, weights = coords[mine], weights[mine]
         n_elec = mol.nelectron
         dm_sad = sad_density_matrix(mol)
         timer.lap("grid")
@@ -62,18 +76,18 @@ class OneShotEngine:
         rho_in = rho_sad.copy()
         rho_in[0] += drho
         rho_in[1:4] += grad_drho.T
-        scale = n_elec / float(weights @ rho_in[0])
+        scale = n_elec / comm.allreduce_sum(float(weights @ rho_in[0]))
         rho_in *= scale
 
-        coulomb = _coulomb_fit(mol, self.level.auxbasis, dm_sad, coords, weights, drho, scale)
+        coulomb = _coulomb_fit(mol, self.level.auxbasis, dm_sad, coords, weights, drho, scale, comm)
         timer.lap("coulomb")
-        xc = _xc_terms(mol, self.level.xc, coords, weights, rho_in)
+        xc = _xc_terms(mol, self.level.xc, coords, weights, rho_in, comm)
         timer.lap("xc")
 
         hcore = mol.intor_symmetric("int1e_kin") + mol.intor_symmetric("int1e_nuc")
         overlap = mol.intor_symmetric("int1e_ovlp")
         fock = hcore + coulomb.j_matrix + xc.v_matrix
-        mo_energy, mo_coeff = scipy.linalg.eigh(fock, overlap)
+        mo_energy, mo_coeff = comm.bcast(scipy.linalg.eigh(fock, overlap) if comm.rank == 0 else None)
         n_occ = n_elec // 2
         mo_occ = np.zeros_like(mo_energy)
         mo_occ[:n_occ] = 2.0
@@ -83,17 +97,25 @@ class OneShotEngine:
         e_band = float(mo_occ @ mo_energy)
         energy = e_band - coulomb.e_hartree + xc.e_xc - xc.v_rho + mol.energy_nuc()
         rho_out = density_on_points(mol, dm_out, coords, gradient=False)
-        residual = float(weights @ np.abs(rho_out - rho_in[0])) / n_elec
+        grid_sums = comm.allreduce_sum(np.concatenate([[weights @ np.abs(rho_out - rho_in[0])],
+                                                        (weights * rho_in[0]) @ coords]))
+        residual = float(grid_sums[0]) / n_elec
         nuclear_dipole = mol.atom_charges() @ mol.atom_coords()
         with mol.with_common_orig((0.0, 0.0, 0.0)):
             r_ints = mol.intor_symmetric("int1e_r")
         dipole = nuclear_dipole - np.einsum("xij,ji->x", r_ints, dm_out)
-        dipole_rho_in = nuclear_dipole - (weights * rho_in[0]) @ coords
+        dipole_rho_in = nuclear_dipole - grid_sums[1:4]
         timer.lap("observables")
 
         forces = np.zeros((mol.natm, 3))
         if self.compute_forces:
-            forces = -_rks_gradient_on_orbitals(self.level, mol, grids, mo_energy, mo_coeff, mo_occ, energy)
+            my_grid = _grid_slice(grids, mol, coords, weights)
+            if comm.rank == 0:  # every term of the gradient, with the XC part over this rank's points
+                gradient = _rks_gradient_on_orbitals(self.level, mol, my_grid, mo_energy, mo_coeff, mo_occ,
+                                                     energy)
+            else:  # the XC part over this rank's points only
+                gradient = _xc_gradient(mol, self.level.xc, my_grid, dm_out)
+            forces = -comm.allreduce_sum(gradient)
         timer.lap("forces")
         self.timings = timer.stages
         self.last = {"mol": mol, "dm_out": dm_out, "mo_energy": mo_energy, "mo_coeff": mo_coeff, "mo_occ": mo_occ}
@@ -124,7 +146,7 @@ class _CoulombTerms:
 
 
 def _coulomb_fit(mol: gto.Mole, auxbasis: str, dm_sad: np.ndarray, coords: np.ndarray, weights: np.ndarray,
-                 drho: np.ndarray, scale: float) -> _CoulombTerms:
+                 drho: np.ndarray, scale: float, comm) -> _CoulombTerms:
     """Density fitting of rho_in = scale (rho_SAD + drho) in the Coulomb metric (split fit).
 
     (Q|rho_SAD) is exact from P_SAD; (Q|drho) = sum_g w_g drho_g V_Q(r_g), only over points where
@@ -133,14 +155,14 @@ def _coulomb_fit(mol: gto.Mole, auxbasis: str, dm_sad: np.ndarray, coords: np.nd
     auxmol = df.addons.make_auxmol(mol, auxbasis)
     int3c = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s1")  # (nao, nao, naux)
     metric = auxmol.intor("int2c2e")
-    rhs = np.einsum("ijP,ij->P", int3c, dm_sad)
+    rhs_grid = np.zeros(auxmol.nao)
     active = np.nonzero(drho * weights)[0]
     for start in range(0, len(active), COULOMB_BLOCK):
         idx = active[start:start + COULOMB_BLOCK]
         fake = gto.fakemol_for_charges(coords[idx])
         v_aux = gto.intor_cross("int2c2e", auxmol, fake)  # (naux, blk): V_Q at the points
-        rhs += v_aux @ (weights[idx] * drho[idx])
-    rhs *= scale
+        rhs_grid += v_aux @ (weights[idx] * drho[idx])
+    rhs = scale * (np.einsum("ijP,ij->P", int3c, dm_sad) + comm.allreduce_sum(rhs_grid))
     fit = scipy.linalg.cho_solve(scipy.linalg.cho_factor(metric), rhs)
     j_matrix = np.einsum("ijP,P->ij", int3c, fit)
     return _CoulombTerms(j_matrix, 0.5 * float(fit @ rhs), fit)
@@ -151,22 +173,43 @@ class _XCTerms:
         self.v_matrix, self.e_xc, self.v_rho = v_matrix, e_xc, v_rho
 
 
-def _xc_terms(mol: gto.Mole, xc: str, coords: np.ndarray, weights: np.ndarray, rho_in: np.ndarray) -> _XCTerms:
+def _xc_terms(mol: gto.Mole, xc: str, coords: np.ndarray, weights: np.ndarray, rho_in: np.ndarray, comm
+              ) -> _XCTerms:
     """E_xc[rho_in], V_xc matrix and integral v_xc rho_in (= Tr(V_xc P) for rho_in = rho[P]) for a GGA.
 
     rho_in: (4, ngrid) density and gradient. Follows PySCF's nr_rks quadrature.
     """
     ni = numint.NumInt()
     exc, vxc = ni.eval_xc_eff(xc, rho_in, deriv=1, xctype="GGA")[:2]
-    e_xc = float(weights @ (rho_in[0] * exc))
-    v_rho = float(np.einsum("xg,xg,g->", vxc, rho_in, weights))
     wv = vxc * weights
     wv[0] *= 0.5
     v_matrix = np.zeros((mol.nao, mol.nao))
     for sl, ao, _mask in ao_blocks(mol, coords, 1):
         ao_weighted = np.einsum("xgi,xg->gi", ao, wv[:, sl])
         v_matrix += ao[0].T @ ao_weighted
-    return _XCTerms(v_matrix + v_matrix.T, e_xc, v_rho)
+    sums = comm.allreduce_sum(np.concatenate([v_matrix.ravel(), [weights @ (rho_in[0] * exc),
+                                                                 np.einsum("xg,xg,g->", vxc, rho_in, weights)]]))
+    v_matrix = sums[:-2].reshape(mol.nao, mol.nao)
+    return _XCTerms(v_matrix + v_matrix.T, float(sums[-2]), float(sums[-1]))
+
+
+def _grid_slice(grids, mol, coords: np.ndarray, weights: np.ndarray):
+    """A copy of a PySCF grid holding only the given points (what PySCF's gradient integrates over)."""
+    part = copy.copy(grids)
+    part.coords, part.weights = coords, weights
+    part.non0tab = make_mask(mol, coords)
+    part.screen_index = part.non0tab
+    return part
+
+
+def _xc_gradient(mol, xc: str, grids, dm: np.ndarray) -> np.ndarray:
+    """XC term of the RKS nuclear gradient over the points of ``grids`` (natm, 3), Ha/bohr, as in
+    PySCF's grad_elec: 2 sum_{mu on atom} (V_xc^x)_{mu nu} P_{nu mu}."""
+    _, vxc = rks_grad.get_vxc(numint.NumInt(), mol, grids, xc, dm)
+    gradient = np.zeros((mol.natm, 3))
+    for atom, (_, _, p0, p1) in enumerate(mol.aoslice_by_atom()):
+        gradient[atom] = 2.0 * np.einsum("xij,ij->x", vxc[:, p0:p1], dm[p0:p1])
+    return gradient
 
 
 def _rks_gradient_on_orbitals(level: LevelOfTheory, mol, grids, mo_energy, mo_coeff, mo_occ, energy) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -12,6 +13,10 @@ from ..engines import ENGINES, make_engine
 from ..geometry_io import read_frames
 from ..ipi_socket import DEFAULT_UNIX_PREFIX, IPISocket
 from ..model import JLCDModel
+from ..parallel import world
+
+#: For tests of the MPI error path: this rank raises at its first step.
+FAULT_RANK_VARIABLE = "IPI_JLCDM_FAULT_RANK"
 
 
 def add_parser(sub, name: str) -> None:
@@ -46,21 +51,64 @@ def molecule_atoms(structure: str | None, model: str | None) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serial: one process talks to i-PI and computes. MPI: rank 0 talks to i-PI and broadcasts
+    each structure (or a stop flag on EXIT, end of file or error); all ranks compute together."""
+    comm = world()
     if args.host is not None and args.port is None:
         raise ValueError("--host needs --port")
+    if comm.size > 1 and args.engine == "scf":
+        raise ValueError("the scf engine runs on one process: launch it without mpiexec")
     atomic_numbers = molecule_atoms(args.structure, args.model)
     engine = make_engine(args.engine, args.model, args.grid_level)
     source = getattr(engine, "source", None)
     if isinstance(source, JLCDModel):
         source.check_compatible(atomic_numbers)
+    if comm.rank != 0:
+        return _worker(comm, engine, atomic_numbers)
+    if comm.size > 1:
+        print(f"MPI: {comm.size} ranks, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
+              file=sys.stderr, flush=True)
     try:
         sock = IPISocket.connect(unix=args.unix, prefix=args.prefix, host=args.host, port=args.port,
                                  timeout_s=args.connect_timeout_s)
     except ConnectionError as err:
         print(f"ipi-jlcdm driver: error: {err}", file=sys.stderr)
+        comm.bcast(("stop", EXIT_ERROR))
         return EXIT_ERROR
 
     def compute(positions, bead):
-        return engine.compute(atomic_numbers, positions, key=bead)
+        comm.bcast(("compute", positions, bead))
+        try:
+            _maybe_fail(comm.rank)
+            return engine.compute(atomic_numbers, positions, key=bead)
+        except Exception as err:
+            if comm.size == 1:
+                raise  # the driver loop reports it and lets i-PI re-queue the step
+            print(f"ipi-jlcdm driver: rank 0: fatal: {type(err).__name__}: {err}; aborting all ranks",
+                  file=sys.stderr, flush=True)
+            sock.drain_and_close()
+            comm.abort(EXIT_ERROR)
 
-    return DriverLoop(sock, compute, len(atomic_numbers), args.engine).run()
+    code = DriverLoop(sock, compute, len(atomic_numbers), args.engine).run()
+    comm.bcast(("stop", code))
+    return code
+
+
+def _maybe_fail(rank: int) -> None:
+    if os.environ.get(FAULT_RANK_VARIABLE) == str(rank):
+        raise RuntimeError(f"fault injected on rank {rank} ({FAULT_RANK_VARIABLE})")
+
+
+def _worker(comm, engine, atomic_numbers) -> int:
+    """Ranks > 0: compute what rank 0 broadcasts until it broadcasts a stop flag."""
+    while True:
+        message = comm.bcast(None)
+        if message[0] == "stop":
+            return int(message[1])
+        try:
+            _maybe_fail(comm.rank)
+            engine.compute(atomic_numbers, message[1], key=message[2])
+        except Exception as err:
+            print(f"ipi-jlcdm driver: rank {comm.rank}: fatal: {type(err).__name__}: {err}; aborting all ranks",
+                  file=sys.stderr, flush=True)
+            comm.abort(EXIT_ERROR)

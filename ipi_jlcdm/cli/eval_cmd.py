@@ -8,6 +8,7 @@ import time
 
 from ..engines import ENGINES, make_engine
 from ..geometry_io import format_extxyz_frame, read_frames
+from ..parallel import world
 from ..units import ANGSTROM_PER_BOHR, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
 
 
@@ -25,8 +26,16 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Every MPI rank computes each frame together (grid split over ranks); rank 0 writes."""
+    comm = world()
+    if comm.size > 1 and args.engine == "scf":
+        raise ValueError("the scf engine runs on one process: launch it without mpiexec")
     frames = read_frames(args.input)
     engine = make_engine(args.engine, args.model, args.grid_level)
+    if comm.rank != 0:
+        for frame in frames:
+            engine.compute(frame.atomic_numbers, frame.coords_bohr)
+        return 0
     with open(args.output, "w") as out:
         for k, frame in enumerate(frames):
             t0 = time.perf_counter()
