@@ -181,3 +181,40 @@ def test_pes_plugin_in_ipi_py_driver_and_ffdirect(tmp_path):
     for series in results.values():
         assert list(series.steps) == [0, 1, 2]
     np.testing.assert_allclose(results["py_driver"].dipoles, results["ffdirect"].dipoles, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["nvt.xml", "scf_nvt.xml", "pimd.xml"])
+def test_shipped_inputs_start_in_ipi(tmp_path, name):
+    """i-PI accepts every shipped input (it parses it and opens the socket)."""
+    import shutil
+    from pathlib import Path
+
+    from ipi_jlcdm.ipi_run import configure_input
+
+    shutil.copy(REPO / "inputs" / "uracil" / "uracil.xyz", tmp_path)
+    address = f"shipped_{tmp_path.name[-12:]}"
+    configure_input(REPO / "inputs" / "uracil" / name, tmp_path / name, address=address)
+    ipi = start_ipi(tmp_path, name)
+    try:
+        wait_for(lambda: Path(f"/tmp/ipi_{address}").exists() or ipi.poll() is not None, 60, "the socket")
+        assert ipi.poll() is None, (tmp_path / "ipi.log").read_text()[-2000:]
+    finally:
+        stop(ipi)
+        Path(f"/tmp/ipi_{address}").unlink(missing_ok=True)
+
+
+def test_nvt_then_nve_from_checkpoint(tmp_path):
+    """The protocol of the shipped inputs (and of the demo): NVE continues from the NVT checkpoint."""
+    from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
+
+    workdir, address = water_run_dir(tmp_path, steps=3)
+    configure_input(REPO / "inputs" / "uracil" / "nve.xml", workdir / "nve.xml", 4, address)
+    cmd = driver_command(address, "jlcdm", str(WATER_MODEL), ["--structure", "water.xyz"])
+    run_ipi_with_driver(workdir, "input.xml", address, cmd, 300, tag="nvt")
+    run_ipi_with_driver(workdir, "nve.xml", address, cmd, 300, tag="nve")
+    nvt_last = read_xyz(workdir / "nvt.pos_0.xyz")[-1].coords_bohr
+    nve = read_xyz(workdir / "nve.pos_0.xyz")
+    assert len(nve) == 5 and list(read_dipole_file(workdir / "nve.dip_0").steps) == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(nve[0].coords_bohr, nvt_last, atol=1e-4)  # continues where NVT stopped
+    conserved = np.loadtxt(workdir / "nve.out", ndmin=2)[:, 2]  # eV
+    assert np.ptp(conserved) < 0.05  # NVE: the conserved quantity stays (4 steps of 0.5 fs)
