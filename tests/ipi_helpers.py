@@ -34,13 +34,29 @@ def start_ipi(workdir: Path, xml: str = "input.xml") -> subprocess.Popen:
     return subprocess.Popen([ipi_executable(), xml], cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
 
 
-def start_driver(workdir: Path, address: str, *extra: str, model: Path | None = WATER_MODEL, name="driver"):
+def start_driver(workdir: Path, address: str, *extra: str, model: Path | None = WATER_MODEL, name="driver",
+                 mpi_ranks: int = 0, env: dict | None = None):
+    """Our driver as a process (under ``mpiexec -n mpi_ranks`` if given), output in NAME.log."""
     log = open(workdir / f"{name}.log", "a")
     cmd = [sys.executable, "-m", "ipi_jlcdm.cli.main", "driver", "--unix", address, *extra]
     if model is not None:
         cmd += ["--model", str(model)]
-    return subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if mpi_ranks:
+        cmd = [str(Path(sys.executable).with_name("mpiexec")), "-n", str(mpi_ranks), *cmd]
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **({"OMP_NUM_THREADS": "1"} if mpi_ranks else {}),
+                   **(env or {})}
+    return subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=environment)
+
+
+def run_to_completion(workdir: Path, address: str, *driver_args: str, timeout_s: float = 180.0, **driver_options):
+    """Run i-PI and one driver until both exit; both must exit 0."""
+    ipi = start_ipi(workdir)
+    driver = start_driver(workdir, address, *driver_args, **driver_options)
+    try:
+        assert ipi.wait(timeout_s) == 0, (workdir / "ipi.log").read_text()[-2000:]
+        assert driver.wait(60) == 0
+    finally:
+        stop(ipi, driver)
 
 
 def wait_for(predicate, timeout_s: float, what: str) -> None:

@@ -13,6 +13,7 @@ from .ipi_helpers import (
     REPO,
     WATER_MODEL,
     count_frames,
+    run_to_completion,
     start_driver,
     start_ipi,
     stop,
@@ -24,13 +25,7 @@ from .test_training import parse_extxyz
 
 def test_nvt_steps_and_dipoles_match_eval(tmp_path):
     workdir, address = water_run_dir(tmp_path, steps=4)
-    ipi = start_ipi(workdir)
-    driver = start_driver(workdir, address, "--structure", "water.xyz")
-    try:
-        assert ipi.wait(180) == 0
-        assert driver.wait(30) == 0
-    finally:
-        stop(ipi, driver)
+    run_to_completion(workdir, address, "--structure", "water.xyz")
     dip = read_dipole_file(workdir / "nvt.dip_0")
     positions = read_xyz(workdir / "nvt.pos_0.xyz")
     assert list(dip.steps) == [0, 1, 2, 3, 4] and len(positions) == 5
@@ -129,14 +124,8 @@ def test_killed_ipi_ends_the_driver(tmp_path):
 @pytest.mark.parametrize("engine", ["scf"])
 def test_scf_engine_through_the_driver(tmp_path, engine):
     workdir, address = water_run_dir(tmp_path, steps=2)
-    ipi = start_ipi(workdir)
-    driver = start_driver(workdir, address, "--structure", "water.xyz", "--engine", engine, "--grid-level", "2",
-                          model=None)
-    try:
-        assert ipi.wait(180) == 0
-        assert driver.wait(30) == 0
-    finally:
-        stop(ipi, driver)
+    run_to_completion(workdir, address, "--structure", "water.xyz", "--engine", engine, "--grid-level", "2",
+                      model=None)
     dip = read_dipole_file(workdir / "nvt.dip_0")
     assert list(dip.steps) == [0, 1, 2]
     # water's dipole along its C2 axis: ~0.8 e*bohr (2 D) at PBE/def2-SVP

@@ -14,7 +14,15 @@ from ipi_jlcdm.oneshot import OneShotEngine
 from ipi_jlcdm.parallel import partition_grid
 
 from .conftest import water_frames
-from .ipi_helpers import WATER_MODEL, count_frames, start_driver, start_ipi, stop, water_run_dir
+from .ipi_helpers import (
+    WATER_MODEL,
+    count_frames,
+    run_to_completion,
+    start_driver,
+    start_ipi,
+    stop,
+    water_run_dir,
+)
 
 MPIEXEC = str(Path(sys.executable).with_name("mpiexec"))
 HERE = Path(__file__).resolve().parent
@@ -54,44 +62,26 @@ def test_partition_is_balanced_by_work():
 
 def test_mpi_driver_with_ipi_matches_serial(tmp_path):
     workdir, address = water_run_dir(tmp_path, steps=2)
-    ipi = start_ipi(workdir)
-    log = open(workdir / "mpi_driver.log", "w")
-    driver = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, "-m", "ipi_jlcdm.cli.main", "driver", "--model",
-                               str(WATER_MODEL), "--structure", "water.xyz", "--unix", address], cwd=workdir,
-                              stdout=log, stderr=subprocess.STDOUT, env=mpi_env())
-    try:
-        assert ipi.wait(180) == 0
-        assert driver.wait(60) == 0
-    finally:
-        stop(ipi, driver)
-    assert "MPI: 2 ranks" in (workdir / "mpi_driver.log").read_text()
+    run_to_completion(workdir, address, "--structure", "water.xyz", mpi_ranks=2)
+    assert "MPI: 2 ranks" in (workdir / "driver.log").read_text()
     mpi_dipoles = read_dipole_file(workdir / "nvt.dip_0").dipoles
     # the same run with a serial driver follows the same trajectory (same seed): same dipoles
     (tmp_path / "serial").mkdir()
     serial_dir, address = water_run_dir(tmp_path / "serial", steps=2)
-    ipi = start_ipi(serial_dir)
-    driver = start_driver(serial_dir, address, "--structure", "water.xyz")
-    try:
-        assert ipi.wait(180) == 0
-        assert driver.wait(60) == 0
-    finally:
-        stop(ipi, driver)
+    run_to_completion(serial_dir, address, "--structure", "water.xyz")
     np.testing.assert_allclose(mpi_dipoles, read_dipole_file(serial_dir / "nvt.dip_0").dipoles, atol=1e-8)
 
 
 def test_failing_rank_aborts_the_job(tmp_path):
     workdir, address = water_run_dir(tmp_path, steps=5)
     ipi = start_ipi(workdir)
-    log = open(workdir / "mpi_driver.log", "w")
-    driver = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, "-m", "ipi_jlcdm.cli.main", "driver", "--model",
-                               str(WATER_MODEL), "--structure", "water.xyz", "--unix", address], cwd=workdir,
-                              stdout=log, stderr=subprocess.STDOUT,
-                              env={**mpi_env(), "IPI_JLCDM_FAULT_RANK": "1"})
+    driver = start_driver(workdir, address, "--structure", "water.xyz", mpi_ranks=2,
+                          env={"IPI_JLCDM_FAULT_RANK": "1"})
     try:
         assert driver.wait(120) != 0  # no rank hangs
     finally:
         stop(ipi, driver)
-    assert "rank 1: fatal: RuntimeError: fault injected on rank 1" in (workdir / "mpi_driver.log").read_text()
+    assert "rank 1: fatal: RuntimeError: fault injected on rank 1" in (workdir / "driver.log").read_text()
 
 
 def test_two_beads_two_drivers(tmp_path):
