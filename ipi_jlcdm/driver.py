@@ -34,7 +34,7 @@ def extras_json(result: EngineResult, step_time_s: float, engine_name: str) -> s
         "dipole": [float(v) for v in result.dipole],
         "gap": float(result.gap),
         "residual": float(result.residual),
-        "fallback": 0,
+        "fallback": int(result.info.get("fallback", 0)),
         "scf": 1 if engine_name == "scf" else 0,
         "step_time_s": float(step_time_s),
     })
@@ -63,6 +63,7 @@ class DriverLoop:
         self.initialized = False
         self.pending: bytes | None = None
         self.steps = 0
+        self.fallbacks = 0
 
     def run(self) -> int:
         """Serve until EXIT (returns 0), EOF (3) or an error (1, after draining the socket)."""
@@ -82,7 +83,8 @@ class DriverLoop:
                     self.sock.send(self.pending)
                     self.pending = None
                 elif message == "EXIT":
-                    print(f"i-PI sent EXIT after {self.steps} steps: done", file=self.log, flush=True)
+                    print(f"i-PI sent EXIT after {self.steps} steps ({self.fallbacks} SCF fallbacks): done",
+                          file=self.log, flush=True)
                     self.sock.close()
                     return EXIT_OK
                 else:
@@ -122,5 +124,7 @@ class DriverLoop:
         elapsed = time.perf_counter() - t0
         self.pending = force_payload(result, n_atoms, extras_json(result, elapsed, self.engine_name))
         self.steps += 1
+        self.fallbacks += int(result.info.get("fallback", 0))
         print(f"step {self.steps} (bead {self.bead}): E = {result.energy:.8f} Ha, gap = {result.gap:.4f} Ha, "
-              f"residual = {result.residual:.4f}, {elapsed:.1f} s", file=self.log, flush=True)
+              f"residual = {result.residual:.4f}{' (SCF fallback)' if result.info.get('fallback') else ''}, "
+              f"{elapsed:.1f} s", file=self.log, flush=True)

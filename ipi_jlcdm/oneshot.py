@@ -46,11 +46,16 @@ class OneShotEngine:
 
     name = "jlcdm"
 
-    def __init__(self, source, level: LevelOfTheory, compute_forces: bool = True, comm=None):
+    def __init__(self, source, level: LevelOfTheory, compute_forces: bool = True, comm=None,
+                 fallback_residual: float | None = None, fallback_conv_tol: float = 1e-9):
+        """``fallback_residual``: above this residual (integral |rho_out - rho_in| / N_e) the step
+        is recomputed by SCF started from P_out and flagged (info['fallback'] = 1); None: never."""
         self.source = source
         self.level = level
         self.compute_forces = compute_forces
         self.comm = comm if comm is not None else world()
+        self.fallback_residual = fallback_residual
+        self.fallback_conv_tol = fallback_conv_tol
         self.timings: dict[str, float] = {}
 
     def compute(self, atomic_numbers: np.ndarray, coords_bohr: np.ndarray, key: int = 0) -> EngineResult:
@@ -106,6 +111,8 @@ class OneShotEngine:
         dipole = nuclear_dipole - np.einsum("xij,ji->x", r_ints, dm_out)
         dipole_rho_in = nuclear_dipole - grid_sums[1:4]
         timer.lap("observables")
+        if self.fallback_residual is not None and residual > self.fallback_residual:
+            return self._scf_fallback(mol, grids, dm_out, residual, scale, timer)
 
         forces = np.zeros((mol.natm, 3))
         if self.compute_forces:
@@ -123,8 +130,32 @@ class OneShotEngine:
             energy=float(energy), forces=forces, dipole=dipole, gap=float(mo_energy[n_occ] - mo_energy[n_occ - 1]),
             residual=residual,
             info={"density_scale": scale, "dipole_rho_in": dipole_rho_in.tolist(), "e_band": e_band,
-                  "n_grid": float(len(weights))},
+                  "n_grid": float(len(weights)), "fallback": 0},
         )
+        result.check_finite()
+        return result
+
+
+    def _scf_fallback(self, mol, grids, dm_out, residual, scale, timer) -> EngineResult:
+        """SCF + gradient started from the one-shot density matrix (every rank runs the same SCF)."""
+        mf = self.level.make_rks(mol, grids)
+        mf.conv_tol = self.fallback_conv_tol
+        energy = mf.kernel(dm0=dm_out)
+        if not mf.converged:
+            raise RuntimeError(f"fallback SCF did not converge (one-shot residual {residual:.3f})")
+        grad = mf.nuc_grad_method()
+        grad.verbose = 0
+        forces = -np.asarray(grad.kernel()) if self.compute_forces else np.zeros((mol.natm, 3))
+        n_occ = mol.nelectron // 2
+        dm = mf.make_rdm1()
+        timer.lap("fallback_scf")
+        self.timings = timer.stages
+        self.last = {"mol": mol, "dm_out": dm, "mo_energy": mf.mo_energy, "mo_coeff": mf.mo_coeff,
+                     "mo_occ": mf.mo_occ}
+        result = EngineResult(
+            energy=float(energy), forces=forces, dipole=np.asarray(mf.dip_moment(mol, dm, unit="AU", verbose=0)),
+            gap=float(mf.mo_energy[n_occ] - mf.mo_energy[n_occ - 1]), residual=residual,
+            info={"density_scale": scale, "fallback": 1, "scf_cycles": float(mf.cycles)})
         result.check_finite()
         return result
 

@@ -81,7 +81,8 @@ def test_train_then_eval(water_data, tmp_path):
     sad_only = OneShotEngine(JLCDModel(trained.hyper, trained.species, 0 * trained.coefficients, trained.level),
                              trained.level)
     for k, (keys, forces) in enumerate(frames):
-        assert set(keys) == {"energy", "dipole", "gap", "residual"}
+        assert set(keys) == {"energy", "dipole", "gap", "residual", "fallback"}
+        assert keys["fallback"] == 0  # a trained model stays below the default residual threshold
         # one-shot vs the SCF labels (independent SCF runs), in the file's eV, eV/angstrom, e*angstrom
         ref_energy = data.energy_hartree[12 + k] * EV_PER_HARTREE
         ref_forces = data.forces_hartree_per_bohr[12 + k] * EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from ..driver import EXIT_ERROR, DriverLoop
-from ..engines import ENGINES, make_engine
+from ..engines import DEFAULT_FALLBACK_RESIDUAL, ENGINES, make_engine
 from ..geometry_io import read_frames
 from ..ipi_socket import DEFAULT_UNIX_PREFIX, IPISocket
 from ..model import JLCDModel
@@ -36,6 +36,10 @@ def add_parser(sub, name: str) -> None:
                    help="XYZ file giving the atoms in i-PI's order (default: the model's training molecule)")
     p.add_argument("--connect-timeout-s", type=float, default=600.0, help="give up connecting after this (s)")
     p.add_argument("--grid-level", type=int, default=None, help="PySCF grids.level (default: the model's)")
+    p.add_argument("--fallback-residual", type=float, default=DEFAULT_FALLBACK_RESIDUAL,
+                   help="jlcdm: recompute a step by SCF (from the one-shot density matrix) when the residual "
+                   "integral |rho_out - rho_in| / N_e exceeds this; flagged 'fallback' "
+                   f"(default {DEFAULT_FALLBACK_RESIDUAL}; a negative value disables it)")
     p.set_defaults(func=run)
 
 
@@ -59,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if comm.size > 1 and args.engine == "scf":
         raise ValueError("the scf engine runs on one process: launch it without mpiexec")
     atomic_numbers = molecule_atoms(args.structure, args.model)
-    engine = make_engine(args.engine, args.model, args.grid_level)
+    engine = make_engine(args.engine, args.model, args.grid_level,
+                         args.fallback_residual if args.fallback_residual >= 0 else None)
     source = getattr(engine, "source", None)
     if isinstance(source, JLCDModel):
         source.check_compatible(atomic_numbers)

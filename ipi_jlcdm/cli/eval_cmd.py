@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from ..engines import ENGINES, make_engine
+from ..engines import DEFAULT_FALLBACK_RESIDUAL, ENGINES, make_engine
 from ..geometry_io import format_extxyz_frame, read_frames
 from ..parallel import world
 from ..units import ANGSTROM_PER_BOHR, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
@@ -22,6 +22,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--model", default=None, help="model .npz or packaged name (e.g. 'uracil'); required for jlcdm")
     p.add_argument("--engine", choices=ENGINES, default="jlcdm", help="jlcdm (one-shot, default) or scf (reference)")
     p.add_argument("--grid-level", type=int, default=None, help="PySCF grids.level (default: the model's)")
+    p.add_argument("--fallback-residual", type=float, default=DEFAULT_FALLBACK_RESIDUAL,
+                   help="jlcdm: recompute a step by SCF (from the one-shot density matrix) when the residual "
+                   "integral |rho_out - rho_in| / N_e exceeds this; flagged 'fallback' "
+                   f"(default {DEFAULT_FALLBACK_RESIDUAL}; a negative value disables it)")
     p.set_defaults(func=run)
 
 
@@ -31,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     if comm.size > 1 and args.engine == "scf":
         raise ValueError("the scf engine runs on one process: launch it without mpiexec")
     frames = read_frames(args.input)
-    engine = make_engine(args.engine, args.model, args.grid_level)
+    engine = make_engine(args.engine, args.model, args.grid_level,
+                         args.fallback_residual if args.fallback_residual >= 0 else None)
     if comm.rank != 0:
         for frame in frames:
             engine.compute(frame.atomic_numbers, frame.coords_bohr)
@@ -44,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
                     "gap": res.gap * EV_PER_HARTREE}
             if args.engine == "jlcdm":
                 keys["residual"] = res.residual
+                keys["fallback"] = res.info.get("fallback", 0)
             out.write(format_extxyz_frame(frame.atomic_numbers, frame.coords_bohr,
                                           res.forces * EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, keys))
             out.flush()
