@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ipi_jlcdm.ir import read_dipole_file
-from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import OneShotEngine
 from ipi_jlcdm.parallel import partition_grid
+from ipi_jlcdm.units import ANGSTROM_PER_BOHR
 
 from .conftest import water_frames
 from .ipi_helpers import (
@@ -23,32 +22,34 @@ from .ipi_helpers import (
     stop,
     water_run_dir,
 )
+from .test_training import parse_extxyz
 
 MPIEXEC = str(Path(sys.executable).with_name("mpiexec"))
-HERE = Path(__file__).resolve().parent
 
 
 def mpi_env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def test_two_ranks_equal_serial(tmp_path):
-    geometries = np.array(water_frames(2, seed=5))
-    np.save(tmp_path / "geometries.npy", geometries)
-    out = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(HERE / "mpi_compute.py"), str(WATER_MODEL),
-                          str(tmp_path / "geometries.npy"), str(tmp_path / "mpi.npy")],
-                         capture_output=True, text=True, timeout=300, env=mpi_env())
-    assert out.returncode == 0, out.stderr
-    assert "ranks=2" in out.stdout
-    parallel = np.load(tmp_path / "mpi.npy")
-    model = JLCDModel.load(WATER_MODEL)
-    engine = OneShotEngine(model, model.level)
-    for k, xyz in enumerate(geometries):
-        res = engine.compute(np.array([8, 1, 1]), xyz)
-        serial = np.concatenate([[res.energy, res.gap, res.residual], res.dipole, res.forces.ravel()])
-        assert abs(parallel[k, 0] - serial[0]) <= 1e-10 * abs(serial[0])
-        np.testing.assert_allclose(parallel[k, 3:6], serial[3:6], rtol=0, atol=1e-10 * np.abs(serial[3:6]).max())
-        np.testing.assert_allclose(parallel[k, 6:], serial[6:], rtol=0, atol=1e-10 * np.abs(serial[6:]).max())
+def test_mpi_eval_equals_serial_eval(tmp_path):
+    frames = water_frames(2, seed=5)
+    with open(tmp_path / "in.xyz", "w") as f:
+        for xyz in frames:
+            f.write("3\nwater\n" + "".join(f"{s} {x:.10f} {y:.10f} {z:.10f}\n" for s, (x, y, z) in
+                                            zip("OHH", xyz * ANGSTROM_PER_BOHR, strict=True)))
+    base = [sys.executable, "-m", "ipi_jlcdm.cli.main", "eval", "--model", str(WATER_MODEL), str(tmp_path / "in.xyz")]
+    serial = subprocess.run([*base, "-o", str(tmp_path / "serial.extxyz")], capture_output=True, text=True,
+                            timeout=300)
+    assert serial.returncode == 0, serial.stderr
+    parallel = subprocess.run([MPIEXEC, "-n", "2", *base, "-o", str(tmp_path / "mpi.extxyz")], capture_output=True,
+                              text=True, timeout=300, env=mpi_env())
+    assert parallel.returncode == 0, parallel.stderr
+    for (keys_s, forces_s), (keys_p, forces_p) in zip(parse_extxyz(tmp_path / "serial.extxyz"),
+                                                      parse_extxyz(tmp_path / "mpi.extxyz"), strict=True):
+        assert abs(keys_p["energy"] - keys_s["energy"]) <= 1e-10 * abs(keys_s["energy"])  # 12 digits written
+        np.testing.assert_allclose(forces_p, forces_s, rtol=0, atol=1e-9)  # eV/A, 10 decimals written
+        np.testing.assert_allclose(keys_p["dipole"], keys_s["dipole"], rtol=1e-9, atol=1e-12)
+        assert keys_p["gap"] == keys_s["gap"] and keys_p["residual"] == keys_s["residual"]
 
 
 def test_partition_is_balanced_by_work():
