@@ -109,7 +109,7 @@ def gradient_operator(l_max: int) -> np.ndarray:
         for x in range(3):
             sol, *_ = np.linalg.lstsq(val[:, cols], grad[:, rows, x], rcond=None)
             op[x, rows, cols] = sol.T
-    residual = np.abs(np.einsum("xlk,pk->plx", op, val) - grad).max() / np.abs(grad).max()
+    residual = np.abs(np.einsum("xlk,pk->plx", op, val) - grad).max() / max(np.abs(grad).max(), 1.0)
     if residual > 1e-10:
         raise ArithmeticError(f"solid-harmonic gradient operator is not exact (residual {residual:.1e})")
     return op
