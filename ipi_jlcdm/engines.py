@@ -18,7 +18,7 @@ DEFAULT_FALLBACK_RESIDUAL = 0.05
 
 
 def make_engine(engine: str, model: str | None, grid_level: int | None = None,
-                fallback_residual: float | None = DEFAULT_FALLBACK_RESIDUAL):
+                fallback_residual: float | None = DEFAULT_FALLBACK_RESIDUAL, electronic_temperature_k: float = 0.0):
     """An engine with a ``compute(atomic_numbers, coords_bohr, key)`` method.
 
     jlcdm needs ``model`` (packaged name or .npz path) and runs at its level of theory; scf runs at
@@ -35,5 +35,6 @@ def make_engine(engine: str, model: str | None, grid_level: int | None = None,
         return SCFEngine(level)
     if loaded is None:
         raise ValueError("the jlcdm engine needs --model (a .npz file or a packaged name such as 'uracil')")
-    return OneShotEngine(loaded, level, fallback_residual=fallback_residual)
+    return OneShotEngine(loaded, level, fallback_residual=fallback_residual,
+                         electronic_temperature_k=electronic_temperature_k)
 

@@ -5,8 +5,9 @@ DESIGN section 5. Per geometry:
   Coulomb: d = (P|Q)^-1 (Q|rho_in), (Q|rho_SAD) exact from P_SAD and 3-centre integrals,
            (Q|drho) by quadrature with V_Q(r_g); J = (mn|P) d_P, E_H = 1/2 d.(Q|rho_in)
   XC: PBE on rho_in and grad rho_in; V_xc by quadrature
-  H = h_core + J + V_xc, HC = SCe once, aufbau occupations -> P_out
+  H = h_core + J + V_xc, HC = SCe once, aufbau (or Fermi-Dirac) occupations -> P_out
   E_HF = sum_i f_i e_i - E_H + E_xc - integral(v_xc rho_in) + E_nn      (Harris-Foulkes)
+  with smearing at electronic temperature T the energy is the Mermin free energy E_HF - k T S
   forces: PySCF's analytic RKS gradient on the one-shot orbitals (route a of DESIGN)
   dipole from P_out (reported) and from rho_in (cross-check); gap; residual |rho_out - rho_in|/N_e.
 
@@ -30,6 +31,7 @@ from pyscf.grad import rks as rks_grad
 
 from .density import ao_blocks, density_on_points, grid_points, sad_density_matrix
 from .level import LevelOfTheory
+from .occupations import BOLTZMANN_HARTREE_PER_K, aufbau, fermi_dirac
 from .parallel import partition_grid, world
 from .results import EngineResult
 
@@ -47,15 +49,18 @@ class OneShotEngine:
     name = "jlcdm"
 
     def __init__(self, source, level: LevelOfTheory, compute_forces: bool = True, comm=None,
-                 fallback_residual: float | None = None, fallback_conv_tol: float = 1e-9):
+                 fallback_residual: float | None = None, fallback_conv_tol: float = 1e-9,
+                 electronic_temperature_k: float = 0.0):
         """``fallback_residual``: above this residual (integral |rho_out - rho_in| / N_e) the step
-        is recomputed by SCF started from P_out and flagged (info['fallback'] = 1); None: never."""
+        is recomputed by SCF started from P_out and flagged (info['fallback'] = 1); None: never.
+        ``electronic_temperature_k`` > 0: Fermi-Dirac occupations (energy = free energy)."""
         self.source = source
         self.level = level
         self.compute_forces = compute_forces
         self.comm = comm if comm is not None else world()
         self.fallback_residual = fallback_residual
         self.fallback_conv_tol = fallback_conv_tol
+        self.electronic_temperature_k = electronic_temperature_k
         self.timings: dict[str, float] = {}
 
     def compute(self, atomic_numbers: np.ndarray, coords_bohr: np.ndarray, key: int = 0) -> EngineResult:
@@ -94,13 +99,17 @@ class OneShotEngine:
         fock = hcore + coulomb.j_matrix + xc.v_matrix
         mo_energy, mo_coeff = comm.bcast(scipy.linalg.eigh(fock, overlap) if comm.rank == 0 else None)
         n_occ = n_elec // 2
-        mo_occ = np.zeros_like(mo_energy)
-        mo_occ[:n_occ] = 2.0
-        dm_out = (mo_coeff[:, :n_occ] * 2.0) @ mo_coeff[:, :n_occ].T
+        smearing = 0.0
+        if self.electronic_temperature_k > 0:
+            mo_occ, _, entropy = fermi_dirac(mo_energy, n_elec, self.electronic_temperature_k)
+            smearing = BOLTZMANN_HARTREE_PER_K * self.electronic_temperature_k * entropy
+        else:
+            mo_occ = aufbau(mo_energy, n_elec)
+        dm_out = (mo_coeff * mo_occ) @ mo_coeff.T
         timer.lap("diagonalize")
 
         e_band = float(mo_occ @ mo_energy)
-        energy = e_band - coulomb.e_hartree + xc.e_xc - xc.v_rho + mol.energy_nuc()
+        energy = e_band - coulomb.e_hartree + xc.e_xc - xc.v_rho + mol.energy_nuc() - smearing
         rho_out = density_on_points(mol, dm_out, coords, gradient=False)
         grid_sums = comm.allreduce_sum(np.concatenate([[weights @ np.abs(rho_out - rho_in[0])],
                                                         (weights * rho_in[0]) @ coords]))

@@ -40,6 +40,9 @@ def add_parser(sub, name: str) -> None:
                    help="jlcdm: recompute a step by SCF (from the one-shot density matrix) when the residual "
                    "integral |rho_out - rho_in| / N_e exceeds this; flagged 'fallback' "
                    f"(default {DEFAULT_FALLBACK_RESIDUAL}; a negative value disables it)")
+    p.add_argument("--electronic-temperature-k", type=float, default=0.0,
+                   help="jlcdm: Fermi-Dirac occupations at this electronic temperature (K; energy = Mermin free "
+                   "energy); keeps dipoles and forces continuous where HOMO and LUMO cross. 0 (default): aufbau")
     p.set_defaults(func=run)
 
 
@@ -64,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("the scf engine runs on one process: launch it without mpiexec")
     atomic_numbers = molecule_atoms(args.structure, args.model)
     engine = make_engine(args.engine, args.model, args.grid_level,
-                         args.fallback_residual if args.fallback_residual >= 0 else None)
+                         args.fallback_residual if args.fallback_residual >= 0 else None,
+                         args.electronic_temperature_k)
     source = getattr(engine, "source", None)
     if isinstance(source, JLCDModel):
         source.check_compatible(atomic_numbers)

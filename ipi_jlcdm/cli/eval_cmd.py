@@ -26,6 +26,9 @@ def add_parser(sub, name: str) -> None:
                    help="jlcdm: recompute a step by SCF (from the one-shot density matrix) when the residual "
                    "integral |rho_out - rho_in| / N_e exceeds this; flagged 'fallback' "
                    f"(default {DEFAULT_FALLBACK_RESIDUAL}; a negative value disables it)")
+    p.add_argument("--electronic-temperature-k", type=float, default=0.0,
+                   help="jlcdm: Fermi-Dirac occupations at this electronic temperature (K; energy = Mermin free "
+                   "energy); keeps dipoles and forces continuous where HOMO and LUMO cross. 0 (default): aufbau")
     p.set_defaults(func=run)
 
 
@@ -36,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("the scf engine runs on one process: launch it without mpiexec")
     frames = read_frames(args.input)
     engine = make_engine(args.engine, args.model, args.grid_level,
-                         args.fallback_residual if args.fallback_residual >= 0 else None)
+                         args.fallback_residual if args.fallback_residual >= 0 else None,
+                         args.electronic_temperature_k)
     if comm.rank != 0:
         for frame in frames:
             engine.compute(frame.atomic_numbers, frame.coords_bohr)

@@ -1,0 +1,41 @@
+"""Occupations: Fermi-Dirac smearing keeps the dipole continuous where aufbau occupations flip.
+
+The case: BN stretched to 2.60-2.70 A with the atomic-superposition density (a model with zero
+coefficients). Its sigma orbital drops below the pi pair near 2.63 A, so aufbau occupations flip
+and the one-shot dipole jumps by about 2 e*bohr between geometries 0.01 A apart."""
+
+import numpy as np
+
+from ipi_jlcdm.descriptor import JLDescriptor, JLHyperparameters
+from ipi_jlcdm.level import LevelOfTheory
+from ipi_jlcdm.model import JLCDModel
+from ipi_jlcdm.occupations import fermi_dirac
+from ipi_jlcdm.oneshot import OneShotEngine
+from ipi_jlcdm.units import BOHR_PER_ANGSTROM
+
+
+def test_fermi_dirac_counts_electrons_and_limits_to_aufbau():
+    eps = np.array([-1.0, -0.5, -0.30, -0.299, 0.2])
+    occ, mu, entropy = fermi_dirac(eps, 6, 3000.0)
+    assert abs(occ.sum() - 6) < 1e-10 and -0.30 < mu < -0.299 and entropy > 0
+    cold, _, cold_entropy = fermi_dirac(eps, 6, 1.0)
+    np.testing.assert_allclose(cold, [2, 2, 2, 0, 0], atol=1e-12)
+    assert cold_entropy < 1e-10
+
+
+def bn_dipoles(distances_angstrom, temperature_k):
+    hyper = JLHyperparameters(n1=2, n2=3, l_max=1)
+    level = LevelOfTheory(grid_level=1)
+    superposition = JLCDModel(hyper, [5, 7], np.zeros(JLDescriptor(hyper, [5, 7]).n_features), level)
+    engine = OneShotEngine(superposition, level, compute_forces=False, electronic_temperature_k=temperature_k)
+    return np.array([engine.compute(np.array([5, 7]), np.array([[0, 0, 0], [0, 0, d * BOHR_PER_ANGSTROM]])).dipole[2]
+                     for d in distances_angstrom])
+
+
+def test_smearing_keeps_the_dipole_continuous_across_an_occupation_flip():
+    distances = np.arange(2.58, 2.70, 0.01)
+    jumps_aufbau = np.abs(np.diff(bn_dipoles(distances, 0.0)))
+    jumps_smeared = np.abs(np.diff(bn_dipoles(distances, 3000.0)))
+    assert jumps_aufbau.max() > 1.0  # the flip: > 1 e*bohr between geometries 0.01 A apart
+    assert jumps_smeared.max() < 0.25 * jumps_aufbau.max()
+    assert jumps_smeared.max() < 3 * np.median(jumps_smeared)  # no step, just the smooth trend
