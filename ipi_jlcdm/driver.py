@@ -28,12 +28,17 @@ class DriverError(RuntimeError):
     """A problem with the run (atom count, batching, non-finite results) that stops the driver."""
 
 
-def extras_json(result: EngineResult, step_time_s: float, engine_name: str) -> str:
-    """The extras string: identical keys every step, plain floats, dipole in e*bohr."""
+def extras_json(result: EngineResult, step_time_s: float, engine_name: str, dipole_change: float = 0.0) -> str:
+    """The extras string: identical keys every step, plain floats, dipole in e*bohr.
+
+    dipole_change: |mu - mu(previous step of this bead)| in e*bohr (0 at the first step), a
+    reliability signal together with the gap and the residual.
+    """
     return json.dumps({
         "dipole": [float(v) for v in result.dipole],
         "gap": float(result.gap),
         "residual": float(result.residual),
+        "dipole_change": float(dipole_change),
         "fallback": int(result.info.get("fallback", 0)),
         "scf": 1 if engine_name == "scf" else 0,
         "step_time_s": float(step_time_s),
@@ -64,6 +69,8 @@ class DriverLoop:
         self.pending: bytes | None = None
         self.steps = 0
         self.fallbacks = 0
+        self.previous_dipole: dict[int, np.ndarray] = {}
+        self.worst = {"max_residual": 0.0, "min_gap_hartree": np.inf, "max_dipole_change_ebohr": 0.0}
 
     def run(self) -> int:
         """Serve until EXIT (returns 0), EOF (3) or an error (1, after draining the socket)."""
@@ -83,20 +90,27 @@ class DriverLoop:
                     self.sock.send(self.pending)
                     self.pending = None
                 elif message == "EXIT":
-                    print(f"i-PI sent EXIT after {self.steps} steps ({self.fallbacks} SCF fallbacks): done",
-                          file=self.log, flush=True)
+                    print(f"i-PI sent EXIT after {self.steps} steps: done. {self.summary()}", file=self.log,
+                          flush=True)
                     self.sock.close()
                     return EXIT_OK
                 else:
                     raise DriverError(f"unexpected message from i-PI: {message!r}")
         except (IPIConnectionClosed, BrokenPipeError, ConnectionResetError) as err:
-            print(f"error: {err} (after {self.steps} steps); i-PI exited or was killed", file=self.log, flush=True)
+            print(f"error: {err} (after {self.steps} steps); i-PI exited or was killed. {self.summary()}",
+                  file=self.log, flush=True)
             self.sock.close()
             return EXIT_EOF
         except Exception as err:  # report, then let i-PI re-queue this step
             print(f"error: {type(err).__name__}: {err}", file=self.log, flush=True)
             self.sock.drain_and_close()
             return EXIT_ERROR
+
+    def summary(self) -> str:
+        """One line: SCF fallbacks and the worst reliability signals of the run."""
+        w = self.worst
+        return (f"Reliability: {self.fallbacks} SCF fallbacks, max residual {w['max_residual']:.4f}, "
+                f"min gap {w['min_gap_hartree']:.4f} Ha, max dipole change {w['max_dipole_change_ebohr']:.4f} e*bohr")
 
     def _init(self) -> None:
         self.bead = int(self.sock.recv_array("<i4", 1)[0])
@@ -122,9 +136,16 @@ class DriverLoop:
         result = self.compute(positions, self.bead)
         result.check_finite()
         elapsed = time.perf_counter() - t0
-        self.pending = force_payload(result, n_atoms, extras_json(result, elapsed, self.engine_name))
+        previous = self.previous_dipole.get(self.bead)
+        change = 0.0 if previous is None else float(np.linalg.norm(result.dipole - previous))
+        self.previous_dipole[self.bead] = np.array(result.dipole)
+        self.pending = force_payload(result, n_atoms, extras_json(result, elapsed, self.engine_name, change))
         self.steps += 1
         self.fallbacks += int(result.info.get("fallback", 0))
+        w = self.worst
+        w["max_residual"] = max(w["max_residual"], result.residual)
+        w["min_gap_hartree"] = min(w["min_gap_hartree"], result.gap)
+        w["max_dipole_change_ebohr"] = max(w["max_dipole_change_ebohr"], change)
         print(f"step {self.steps} (bead {self.bead}): E = {result.energy:.8f} Ha, gap = {result.gap:.4f} Ha, "
               f"residual = {result.residual:.4f}{' (SCF fallback)' if result.info.get('fallback') else ''}, "
               f"{elapsed:.1f} s", file=self.log, flush=True)

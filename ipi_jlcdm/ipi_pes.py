@@ -51,6 +51,6 @@ class JLCDM_driver(Dummy_driver):
         t0 = time.perf_counter()
         result = self.engine.compute(self.atomic_numbers, pos)
         result.check_finite()
-        extras = extras_json(result, time.perf_counter() - t0, self.engine_name)
+        extras = extras_json(result, time.perf_counter() - t0, self.engine_name)  # no step history here
         json.loads(extras)  # always valid JSON
         return result.energy, np.asarray(result.forces, float), np.zeros((3, 3)), extras

@@ -66,6 +66,7 @@ def test_forceready_payload_and_extras():
         assert energy == -1.5 and n_atoms == 2 and np.all(virial == 0)
         np.testing.assert_array_equal(forces, positions + step)
         assert extras["dipole"] == [0.1, 0.2, 0.3] and "raw" not in extras
+        assert extras["dipole_change"] == 0.0  # the fake engine's dipole does not move
         keys.append(sorted(extras))
     assert keys[0] == keys[1]  # the same keys every step
     ours.sendall(header("EXIT"))

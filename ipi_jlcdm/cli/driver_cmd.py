@@ -22,8 +22,9 @@ FAULT_RANK_VARIABLE = "IPI_JLCDM_FAULT_RANK"
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="i-PI socket driver (energy Ha, forces Ha/bohr, dipole e*bohr in extras)",
                        description="Connect to a running i-PI (retrying until it is up) and compute each structure "
-                       "it sends. Extras JSON every step: dipole (e*bohr), gap (Ha), residual, fallback, scf, "
-                       "step_time_s. Exit status: 0 on i-PI's EXIT, 3 if i-PI disappears, 1 on an error.")
+                       "it sends. Extras JSON every step: dipole (e*bohr), gap (Ha), residual, dipole_change (e*bohr), "
+                       "fallback, scf, step_time_s. Exit status: 0 on i-PI's EXIT, 3 if i-PI disappears, "
+                       "1 on an error.")
     p.add_argument("--model", default=None, help="model .npz or packaged name (e.g. 'uracil'); required for jlcdm")
     p.add_argument("--engine", choices=ENGINES, default="jlcdm", help="jlcdm (one-shot, default) or scf (AIMD)")
     where = p.add_mutually_exclusive_group(required=True)
