@@ -125,12 +125,12 @@ class OneShotEngine:
 
         forces = np.zeros((mol.natm, 3))
         if self.compute_forces:
-            my_grid = _grid_slice(grids, mol, coords, weights)
-            if comm.rank == 0:  # every term of the gradient, with the XC part over this rank's points
-                gradient = _rks_gradient_on_orbitals(self.level, mol, my_grid, mo_energy, mo_coeff, mo_occ,
-                                                     energy)
-            else:  # the XC part over this rank's points only
-                gradient = _xc_gradient(mol, self.level.xc, my_grid, dm_out)
+            # XC term over this rank's points (tailored contraction); rank 0 adds every other term from
+            # PySCF's analytic DF-RKS gradient evaluated on an empty grid
+            gradient = _xc_gradient(mol, self.level.xc, coords, weights, dm_out)
+            if comm.rank == 0:
+                no_grid = _grid_slice(grids, mol, coords[:0], weights[:0])
+                gradient += _rks_gradient_on_orbitals(self.level, mol, no_grid, mo_energy, mo_coeff, mo_occ, energy)
             forces = -comm.allreduce_sum(gradient)
         timer.lap("forces")
         self.timings = timer.stages
@@ -242,9 +242,38 @@ def _grid_slice(grids, mol, coords: np.ndarray, weights: np.ndarray):
     return part
 
 
-def _xc_gradient(mol, xc: str, grids, dm: np.ndarray) -> np.ndarray:
-    """XC term of the RKS nuclear gradient over the points of ``grids`` (natm, 3), Ha/bohr, as in
-    PySCF's grad_elec: 2 sum_{mu on atom} (V_xc^x)_{mu nu} P_{nu mu}."""
+#: Index of d2 phi / dx_a dx_b in PySCF's deriv=2 AO array (xx, xy, xz, yy, yz, zz at 4..9).
+_SECOND_DERIVATIVE = ((4, 5, 6), (5, 7, 8), (6, 8, 9))
+
+
+def _xc_gradient(mol, xc: str, coords: np.ndarray, weights: np.ndarray, dm: np.ndarray) -> np.ndarray:
+    """XC (Hellmann-Feynman) term of the GGA nuclear gradient dE_xc/dR over the given points,
+    (natm, 3) Ha/bohr, without grid response (as PySCF's RKS gradient):
+
+        dE/dR_Ax = -2 sum_{mu in A} sum_g [ d_x phi_mu (T P)_mu + sum_j d_x d_j phi_mu w v_j (phi P)_mu ]
+        T = w v_rho phi + sum_j w v_j d_j phi,   v_j = dE_xc/d(d_j rho)
+
+    Contracting with P before summing over AOs needs two matrix products per block instead of
+    PySCF's three nao x nao derivative matrices (the same numbers, ~2x faster).
+    """
+    ni = numint.NumInt()
+    per_ao = np.zeros((3, mol.nao))
+    for sl, ao, mask in ao_blocks(mol, coords, 2):
+        rho = numint.eval_rho(mol, ao[:4], dm, mask, "GGA")
+        wv = ni.eval_xc_eff(xc, rho, deriv=1, xctype="GGA")[1] * weights[sl]
+        phi_p = ao[0] @ dm
+        t_p = (wv[0][:, None] * ao[0] + np.einsum("jg,jgi->gi", wv[1:4], ao[1:4])) @ dm
+        for x in range(3):
+            second = sum(wv[1 + j][:, None] * ao[_SECOND_DERIVATIVE[x][j]] for j in range(3))
+            per_ao[x] += np.einsum("gi,gi->i", ao[1 + x], t_p) + np.einsum("gi,gi->i", second, phi_p)
+    gradient = np.zeros((mol.natm, 3))
+    for atom, (_, _, p0, p1) in enumerate(mol.aoslice_by_atom()):
+        gradient[atom] = -2.0 * per_ao[:, p0:p1].sum(axis=1)
+    return gradient
+
+
+def _pyscf_xc_gradient(mol, xc: str, grids, dm: np.ndarray) -> np.ndarray:
+    """The same term the way PySCF's grad_elec forms it (reference for tests)."""
     _, vxc = rks_grad.get_vxc(numint.NumInt(), mol, grids, xc, dm)
     gradient = np.zeros((mol.natm, 3))
     for atom, (_, _, p0, p1) in enumerate(mol.aoslice_by_atom()):

@@ -42,3 +42,20 @@ def test_scf_engine_reuses_previous_density_matrix():
     cold_result = SCFEngine(level, conv_tol=1e-9).compute(np.array([8, 1, 1]), second)
     assert warm_result.info["scf_cycles"] < cold_result.info["scf_cycles"]
     assert abs(warm_result.energy - cold_result.energy) < 1e-8
+
+
+def test_tailored_xc_gradient_equals_pyscf():
+    """The one-shot forces' XC term (contracted with P first) equals PySCF's get_vxc route."""
+    from ipi_jlcdm.density import grid_points
+    from ipi_jlcdm.oneshot import _grid_slice, _pyscf_xc_gradient, _xc_gradient
+
+    level = LevelOfTheory(grid_level=2)
+    mol = level.make_mol(np.array([8, 1, 1]), water_frames(1, seed=2)[0])
+    mf = level.make_rks(mol)
+    mf.kernel()
+    grids = level.make_grids(mol)
+    coords, weights = grid_points(grids)
+    ours = _xc_gradient(mol, "PBE", coords, weights, mf.make_rdm1())
+    theirs = _pyscf_xc_gradient(mol, "PBE", _grid_slice(grids, mol, coords, weights), mf.make_rdm1())
+    assert np.abs(theirs).max() > 0.1
+    np.testing.assert_allclose(ours, theirs, atol=1e-11)
