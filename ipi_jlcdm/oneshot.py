@@ -99,12 +99,7 @@ class OneShotEngine:
         fock = hcore + coulomb.j_matrix + xc.v_matrix
         mo_energy, mo_coeff = comm.bcast(scipy.linalg.eigh(fock, overlap) if comm.rank == 0 else None)
         n_occ = n_elec // 2
-        smearing = 0.0
-        if self.electronic_temperature_k > 0:
-            mo_occ, _, entropy = fermi_dirac(mo_energy, n_elec, self.electronic_temperature_k)
-            smearing = BOLTZMANN_HARTREE_PER_K * self.electronic_temperature_k * entropy
-        else:
-            mo_occ = aufbau(mo_energy, n_elec)
+        mo_occ, smearing = self._occupations(mo_energy, n_elec)
         dm_out = (mo_coeff * mo_occ) @ mo_coeff.T
         timer.lap("diagonalize")
 
@@ -125,13 +120,7 @@ class OneShotEngine:
 
         forces = np.zeros((mol.natm, 3))
         if self.compute_forces:
-            # XC term over this rank's points (tailored contraction); rank 0 adds every other term from
-            # PySCF's analytic DF-RKS gradient evaluated on an empty grid
-            gradient = _xc_gradient(mol, self.level.xc, coords, weights, dm_out)
-            if comm.rank == 0:
-                no_grid = _grid_slice(grids, mol, coords[:0], weights[:0])
-                gradient += _rks_gradient_on_orbitals(self.level, mol, no_grid, mo_energy, mo_coeff, mo_occ, energy)
-            forces = -comm.allreduce_sum(gradient)
+            forces = self._forces(mol, grids, coords, weights, mo_energy, mo_coeff, mo_occ, dm_out, energy)
         timer.lap("forces")
         self.timings = timer.stages
         self.last = {"mol": mol, "dm_out": dm_out, "mo_energy": mo_energy, "mo_coeff": mo_coeff, "mo_occ": mo_occ}
@@ -144,6 +133,24 @@ class OneShotEngine:
         result.check_finite()
         return result
 
+    def _occupations(self, mo_energy: np.ndarray, n_elec: int) -> tuple[np.ndarray, float]:
+        """Occupations (nmo,) and the smearing term k T S (Ha; 0 for aufbau)."""
+        if self.electronic_temperature_k <= 0:
+            return aufbau(mo_energy, n_elec), 0.0
+        mo_occ, _, entropy = fermi_dirac(mo_energy, n_elec, self.electronic_temperature_k)
+        return mo_occ, BOLTZMANN_HARTREE_PER_K * self.electronic_temperature_k * entropy
+
+    def _forces(self, mol, grids, coords, weights, mo_energy, mo_coeff, mo_occ, dm_out, energy) -> np.ndarray:
+        """Forces (natm, 3) Ha/bohr, route (a): the analytic RKS gradient on the one-shot orbitals.
+
+        The XC term over this rank's points comes from ``_xc_gradient``; rank 0 adds every other term
+        from PySCF's DF-RKS gradient evaluated on an empty grid; the sum is reduced over ranks.
+        """
+        gradient = _xc_gradient(mol, self.level.xc, coords, weights, dm_out)
+        if self.comm.rank == 0:
+            no_grid = _grid_slice(grids, mol, coords[:0], weights[:0])
+            gradient += _rks_gradient_on_orbitals(self.level, mol, no_grid, mo_energy, mo_coeff, mo_occ, energy)
+        return -self.comm.allreduce_sum(gradient)
 
     def _scf_fallback(self, mol, grids, dm_out, residual, scale, timer) -> EngineResult:
         """SCF + gradient started from the one-shot density matrix (every rank runs the same SCF)."""
