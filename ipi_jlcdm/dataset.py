@@ -89,6 +89,10 @@ def build_reference_data(frames: list[Frame], indices: list[int], level: LevelOf
                     forces=list(data.forces_hartree_per_bohr), dipole=list(data.dipole_ebohr),
                     gap=list(data.gap_hartree), dm=list(data.density_matrix), source=list(data.source_index))
     atomic_numbers = frames[indices[0]].atomic_numbers
+    for i in indices:  # resuming is only safe on the same geometries
+        if i in done and not np.allclose(data.coords_bohr[done[i]], frames[i].coords_bohr, atol=1e-8):
+            raise ValueError(f"{output} holds a different geometry for frame {i}: it was built from another "
+                             "geometry file; choose a new output file")
     todo = [i for i in indices if i not in done]
     for count, i in enumerate(todo, 1):
         frame = frames[i]

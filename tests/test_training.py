@@ -39,6 +39,10 @@ def test_dataset_resumes_and_keeps_labels(water_data):
     assert main(["dataset", str(water_data / "water.xyz"), "-o", str(water_data / "water.npz"),
                  "--grid-level", "2"]) == 0
     np.testing.assert_array_equal(ReferenceData.load(water_data / "water.npz").energy_hartree, data.energy_hartree)
+    # another geometry file into the same output is refused instead of skipping its frames
+    write_xyz(water_data / "other.xyz", water_frames(2, seed=99))
+    assert main(["dataset", str(water_data / "other.xyz"), "-o", str(water_data / "water.npz"),
+                 "--grid-level", "2"]) == 2
 
 
 def test_importance_weights_integrate_the_density(water_data):
