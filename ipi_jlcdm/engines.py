@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import replace
 
 from .level import LevelOfTheory
@@ -38,3 +39,23 @@ def make_engine(engine: str, model: str | None, grid_level: int | None = None,
     return OneShotEngine(loaded, level, fallback_residual=fallback_residual,
                          electronic_temperature_k=electronic_temperature_k)
 
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that choose and configure an engine, shared by ``driver`` and ``eval``."""
+    p.add_argument("--model", default=None, help="model .npz or packaged name (e.g. 'uracil'); required for jlcdm")
+    p.add_argument("--engine", choices=ENGINES, default="jlcdm", help="jlcdm (one-shot, default) or scf (reference)")
+    p.add_argument("--grid-level", type=int, default=None, help="PySCF grids.level (default: the model's)")
+    p.add_argument("--fallback-residual", type=float, default=DEFAULT_FALLBACK_RESIDUAL,
+                   help="jlcdm: recompute a step by SCF (from the one-shot density matrix) when the residual "
+                   "integral |rho_out - rho_in| / N_e exceeds this; flagged 'fallback' "
+                   f"(default {DEFAULT_FALLBACK_RESIDUAL}; a negative value disables it)")
+    p.add_argument("--electronic-temperature-k", type=float, default=0.0,
+                   help="jlcdm: Fermi-Dirac occupations at this electronic temperature (K; energy = Mermin free "
+                   "energy); keeps dipoles and forces continuous where HOMO and LUMO cross. 0 (default): aufbau")
+
+
+def engine_from_arguments(args: argparse.Namespace):
+    """The engine that ``add_engine_arguments`` options describe."""
+    return make_engine(args.engine, args.model, args.grid_level,
+                       args.fallback_residual if args.fallback_residual >= 0 else None, args.electronic_temperature_k)

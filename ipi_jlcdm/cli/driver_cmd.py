@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from ..driver import EXIT_ERROR, DriverLoop
-from ..engines import DEFAULT_FALLBACK_RESIDUAL, ENGINES, make_engine
+from ..engines import add_engine_arguments, engine_from_arguments
 from ..geometry_io import read_frames
 from ..ipi_socket import DEFAULT_UNIX_PREFIX, IPISocket
 from ..model import JLCDModel
@@ -25,8 +25,7 @@ def add_parser(sub, name: str) -> None:
                        "it sends. Extras JSON every step: dipole (e*bohr), gap (Ha), residual, dipole_change (e*bohr), "
                        "fallback, scf, step_time_s. Exit status: 0 on i-PI's EXIT, 3 if i-PI disappears, "
                        "1 on an error.")
-    p.add_argument("--model", default=None, help="model .npz or packaged name (e.g. 'uracil'); required for jlcdm")
-    p.add_argument("--engine", choices=ENGINES, default="jlcdm", help="jlcdm (one-shot, default) or scf (AIMD)")
+    add_engine_arguments(p)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--unix", metavar="NAME", help="unix socket name, as in i-PI's <ffsocket mode='unix'><address>")
     where.add_argument("--host", help="i-PI host for an inet socket (with --port)")
@@ -36,14 +35,6 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--structure", default=None,
                    help="XYZ file giving the atoms in i-PI's order (default: the model's training molecule)")
     p.add_argument("--connect-timeout-s", type=float, default=600.0, help="give up connecting after this (s)")
-    p.add_argument("--grid-level", type=int, default=None, help="PySCF grids.level (default: the model's)")
-    p.add_argument("--fallback-residual", type=float, default=DEFAULT_FALLBACK_RESIDUAL,
-                   help="jlcdm: recompute a step by SCF (from the one-shot density matrix) when the residual "
-                   "integral |rho_out - rho_in| / N_e exceeds this; flagged 'fallback' "
-                   f"(default {DEFAULT_FALLBACK_RESIDUAL}; a negative value disables it)")
-    p.add_argument("--electronic-temperature-k", type=float, default=0.0,
-                   help="jlcdm: Fermi-Dirac occupations at this electronic temperature (K; energy = Mermin free "
-                   "energy); keeps dipoles and forces continuous where HOMO and LUMO cross. 0 (default): aufbau")
     p.set_defaults(func=run)
 
 
@@ -67,9 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if comm.size > 1 and args.engine == "scf":
         raise ValueError("the scf engine runs on one process: launch it without mpiexec")
     atomic_numbers = molecule_atoms(args.structure, args.model)
-    engine = make_engine(args.engine, args.model, args.grid_level,
-                         args.fallback_residual if args.fallback_residual >= 0 else None,
-                         args.electronic_temperature_k)
+    engine = engine_from_arguments(args)
     source = getattr(engine, "source", None)
     if isinstance(source, JLCDModel):
         source.check_compatible(atomic_numbers)

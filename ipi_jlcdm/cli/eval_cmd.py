@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from ..engines import DEFAULT_FALLBACK_RESIDUAL, ENGINES, make_engine
+from ..engines import add_engine_arguments, engine_from_arguments
 from ..geometry_io import format_extxyz_frame, read_frames
 from ..parallel import world
 from ..units import ANGSTROM_PER_BOHR, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
@@ -19,16 +19,7 @@ def add_parser(sub, name: str) -> None:
                        "the jlcdm engine, residual (integral |rho_out - rho_in| / N_e).")
     p.add_argument("input", help="XYZ file, angstrom (multi-frame allowed)")
     p.add_argument("-o", "--output", required=True, help="output extended-XYZ file")
-    p.add_argument("--model", default=None, help="model .npz or packaged name (e.g. 'uracil'); required for jlcdm")
-    p.add_argument("--engine", choices=ENGINES, default="jlcdm", help="jlcdm (one-shot, default) or scf (reference)")
-    p.add_argument("--grid-level", type=int, default=None, help="PySCF grids.level (default: the model's)")
-    p.add_argument("--fallback-residual", type=float, default=DEFAULT_FALLBACK_RESIDUAL,
-                   help="jlcdm: recompute a step by SCF (from the one-shot density matrix) when the residual "
-                   "integral |rho_out - rho_in| / N_e exceeds this; flagged 'fallback' "
-                   f"(default {DEFAULT_FALLBACK_RESIDUAL}; a negative value disables it)")
-    p.add_argument("--electronic-temperature-k", type=float, default=0.0,
-                   help="jlcdm: Fermi-Dirac occupations at this electronic temperature (K; energy = Mermin free "
-                   "energy); keeps dipoles and forces continuous where HOMO and LUMO cross. 0 (default): aufbau")
+    add_engine_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -38,9 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if comm.size > 1 and args.engine == "scf":
         raise ValueError("the scf engine runs on one process: launch it without mpiexec")
     frames = read_frames(args.input)
-    engine = make_engine(args.engine, args.model, args.grid_level,
-                         args.fallback_residual if args.fallback_residual >= 0 else None,
-                         args.electronic_temperature_k)
+    engine = engine_from_arguments(args)
     if comm.rank != 0:
         for frame in frames:
             engine.compute(frame.atomic_numbers, frame.coords_bohr)
