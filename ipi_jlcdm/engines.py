@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+import numpy as np
+
+from .geometry_io import read_frames
 from .level import LevelOfTheory
 from .model import JLCDModel
 from .oneshot import OneShotEngine
@@ -59,3 +62,14 @@ def engine_from_arguments(args: argparse.Namespace):
     """The engine that ``add_engine_arguments`` options describe."""
     return make_engine(args.engine, args.model, args.grid_level,
                        args.fallback_residual if args.fallback_residual >= 0 else None, args.electronic_temperature_k)
+
+
+def molecule_atomic_numbers(structure: str | None, model: str | None) -> np.ndarray:
+    """Atomic numbers in i-PI's atom order: from --structure, else from the model's training molecule."""
+    if structure:
+        return read_frames(structure)[0].atomic_numbers
+    if model:
+        molecule = JLCDModel.load(model).molecule
+        if molecule:
+            return np.array(molecule)
+    raise ValueError("give --structure (an XYZ file with the atoms in i-PI's order)")

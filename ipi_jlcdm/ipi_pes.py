@@ -20,9 +20,8 @@ import time
 import numpy as np
 from ipi.pes.dummy import Dummy_driver
 
-from ipi_jlcdm.cli.driver_cmd import molecule_atoms
 from ipi_jlcdm.driver import extras_json
-from ipi_jlcdm.engines import make_engine
+from ipi_jlcdm.engines import make_engine, molecule_atomic_numbers
 
 __DRIVER_NAME__ = "jlcdm"
 __DRIVER_CLASS__ = "JLCDM_driver"
@@ -40,7 +39,7 @@ class JLCDM_driver(Dummy_driver):
         super().__init__(verbose, *args, **kwargs)
 
     def check_parameters(self):
-        self.atomic_numbers = molecule_atoms(self.structure, self.model)
+        self.atomic_numbers = molecule_atomic_numbers(self.structure, self.model)
         self.engine = make_engine(self.engine_name, self.model, self.grid_level)
 
     def compute_structure(self, cell, pos):

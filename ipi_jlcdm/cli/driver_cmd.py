@@ -6,11 +6,8 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 from ..driver import EXIT_ERROR, DriverLoop
-from ..engines import add_engine_arguments, engine_from_arguments
-from ..geometry_io import read_frames
+from ..engines import add_engine_arguments, engine_from_arguments, molecule_atomic_numbers
 from ..ipi_socket import DEFAULT_UNIX_PREFIX, IPISocket
 from ..model import JLCDModel
 from ..parallel import world
@@ -38,17 +35,6 @@ def add_parser(sub, name: str) -> None:
     p.set_defaults(func=run)
 
 
-def molecule_atoms(structure: str | None, model: str | None) -> np.ndarray:
-    """Atomic numbers in i-PI's atom order: from --structure, else from the model's training molecule."""
-    if structure:
-        return read_frames(structure)[0].atomic_numbers
-    if model:
-        molecule = JLCDModel.load(model).molecule
-        if molecule:
-            return np.array(molecule)
-    raise ValueError("give --structure (an XYZ file with the atoms in i-PI's order)")
-
-
 def run(args: argparse.Namespace) -> int:
     """Serial: one process talks to i-PI and computes. MPI: rank 0 talks to i-PI and broadcasts
     each structure (or a stop flag on EXIT, end of file or error); all ranks compute together."""
@@ -57,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--host needs --port")
     if comm.size > 1 and args.engine == "scf":
         raise ValueError("the scf engine runs on one process: launch it without mpiexec")
-    atomic_numbers = molecule_atoms(args.structure, args.model)
+    atomic_numbers = molecule_atomic_numbers(args.structure, args.model)
     engine = engine_from_arguments(args)
     source = getattr(engine, "source", None)
     if isinstance(source, JLCDModel):
