@@ -159,25 +159,6 @@ class JLDescriptor:
         return ContractedCoefficients(one, two, self_term)
 
     # ---------------------------------------------------------------- per-atom radial/angular data
-    def _atom_terms(self, points: np.ndarray, atom_coords: np.ndarray, need_derivatives: bool):
-        """Yield (atom, selected point indices, unit vectors, r, J1, dJ1, J2, dJ2, S, dS) per atom.
-
-        S, dS are the solid harmonics and their gradient at the unit vector from the atom to the point.
-        """
-        h = self.hyper
-        for i, center in enumerate(atom_coords):
-            diff = points - center
-            r = np.sqrt(np.einsum("ka,ka->k", diff, diff))
-            sel = np.nonzero(r < h.r_cut)[0]
-            if sel.size == 0:
-                continue
-            r_sel = r[sel]
-            unit = diff[sel] / np.maximum(r_sel, _TINY_DISTANCE)[:, None]
-            j1, dj1 = radial_one_body(r_sel, h.n1, h.alpha, h.beta, h.r_min, h.r_cut)
-            j2, dj2 = radial_two_body(r_sel, h.n2, h.a2, h.b2, h.r_cut)
-            s, ds = solid_harmonics(unit, h.l_max)
-            yield i, sel, unit, r_sel, j1, dj1, j2, dj2, s, (ds if need_derivatives else None)
-
     def _chunks(self, n: int):
         for start in range(0, n, self.chunk_size):
             yield slice(start, min(start + self.chunk_size, n))
@@ -195,14 +176,14 @@ class JLDescriptor:
 
     def _features_chunk(self, points, spec, atom_coords) -> np.ndarray:
         c = len(points)
+        p_idx, a_idx, _r, _unit, j1, _dj1, j2, _dj2, s = self._pair_terms(points, atom_coords)
+        species_of_pair = spec[a_idx]
         one = np.zeros((c, self.nsp, self.hyper.n1))
+        np.add.at(one, (p_idx, species_of_pair), j1)
         amp = np.zeros((c, self.nsp, self.nr2, self.nlm))
-        pair_self = np.zeros((c, self.nsp, self.nr2, self.nr2))
-        for i, sel, _u, _r, j1, _dj1, j2, _dj2, s, _ds in self._atom_terms(points, atom_coords, False):
-            a = spec[i]
-            one[sel, a] += j1
-            amp[sel, a] += j2[:, :, None] * s[:, None, :]
-            pair_self[sel, a] += j2[:, :, None] * j2[:, None, :]
+        np.add.at(amp, (p_idx, species_of_pair), j2[:, :, None] * s[:, None, :])
+        pair_self = np.zeros((c, self.nsp, self.nr2, self.nr2))  # the i = j terms of the pair sums
+        np.add.at(pair_self, (p_idx, species_of_pair), j2[:, :, None] * j2[:, None, :])
         cols = [one.reshape(c, -1)]
         atoms_per_species = np.bincount(spec, minlength=self.nsp)
         for s_, t_, l, n_a, n_b in self._two_body_blocks:
