@@ -34,6 +34,7 @@ from .level import LevelOfTheory
 from .occupations import BOLTZMANN_HARTREE_PER_K, aufbau, fermi_dirac
 from .parallel import partition_grid, world
 from .results import EngineResult
+from .scf_engine import run_scf
 
 #: Points per block for the Coulomb potential of the auxiliary functions on the grid.
 COULOMB_BLOCK = 4096
@@ -154,25 +155,17 @@ class OneShotEngine:
 
     def _scf_fallback(self, mol, grids, dm_out, residual, scale, timer) -> EngineResult:
         """SCF + gradient started from the one-shot density matrix (every rank runs the same SCF)."""
-        mf = self.level.make_rks(mol, grids)
-        mf.conv_tol = self.fallback_conv_tol
-        energy = mf.kernel(dm0=dm_out)
-        if not mf.converged:
-            raise RuntimeError(f"fallback SCF did not converge (one-shot residual {residual:.3f})")
-        grad = mf.nuc_grad_method()
-        grad.verbose = 0
-        forces = -np.asarray(grad.kernel()) if self.compute_forces else np.zeros((mol.natm, 3))
-        n_occ = mol.nelectron // 2
-        dm = mf.make_rdm1()
+        try:
+            result, mf = run_scf(self.level, mol, dm_out, self.fallback_conv_tol, grids=grids,
+                                 compute_forces=self.compute_forces)
+        except RuntimeError as err:
+            raise RuntimeError(f"fallback SCF failed (one-shot residual {residual:.3f}): {err}") from err
         timer.lap("fallback_scf")
         self.timings = timer.stages
-        self.last = {"mol": mol, "dm_out": dm, "mo_energy": mf.mo_energy, "mo_coeff": mf.mo_coeff,
+        self.last = {"mol": mol, "dm_out": mf.make_rdm1(), "mo_energy": mf.mo_energy, "mo_coeff": mf.mo_coeff,
                      "mo_occ": mf.mo_occ}
-        result = EngineResult(
-            energy=float(energy), forces=forces, dipole=np.asarray(mf.dip_moment(mol, dm, unit="AU", verbose=0)),
-            gap=float(mf.mo_energy[n_occ] - mf.mo_energy[n_occ - 1]), residual=residual,
-            info={"density_scale": scale, "fallback": 1, "scf_cycles": float(mf.cycles)})
-        result.check_finite()
+        result.residual = residual
+        result.info.update(density_scale=scale, fallback=1)
         return result
 
 
