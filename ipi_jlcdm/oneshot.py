@@ -106,7 +106,11 @@ class OneShotEngine:
 
         e_band = float(mo_occ @ mo_energy)
         energy = e_band - coulomb.e_hartree + xc.e_xc - xc.v_rho + mol.energy_nuc() - smearing
-        rho_out = density_on_points(mol, dm_out, coords, gradient=False)
+        if self.compute_forces:  # the XC force pass evaluates rho_out too: use it for the residual
+            xc_gradient, rho_out = _xc_gradient(mol, self.level.xc, coords, weights, dm_out)
+            timer.lap("forces")
+        else:
+            rho_out = density_on_points(mol, dm_out, coords, gradient=False)
         grid_sums = comm.allreduce_sum(np.concatenate([[weights @ np.abs(rho_out - rho_in[0])],
                                                         (weights * rho_in[0]) @ coords]))
         residual = float(grid_sums[0]) / n_elec
@@ -121,7 +125,7 @@ class OneShotEngine:
 
         forces = np.zeros((mol.natm, 3))
         if self.compute_forces:
-            forces = self._forces(mol, grids, coords, weights, mo_energy, mo_coeff, mo_occ, dm_out, energy)
+            forces = self._forces(mol, grids, coords, weights, mo_energy, mo_coeff, mo_occ, energy, xc_gradient)
         timer.lap("forces")
         self.timings = timer.stages
         self.last = {"mol": mol, "dm_out": dm_out, "mo_energy": mo_energy, "mo_coeff": mo_coeff, "mo_occ": mo_occ}
@@ -141,13 +145,13 @@ class OneShotEngine:
         mo_occ, _, entropy = fermi_dirac(mo_energy, n_elec, self.electronic_temperature_k)
         return mo_occ, BOLTZMANN_HARTREE_PER_K * self.electronic_temperature_k * entropy
 
-    def _forces(self, mol, grids, coords, weights, mo_energy, mo_coeff, mo_occ, dm_out, energy) -> np.ndarray:
+    def _forces(self, mol, grids, coords, weights, mo_energy, mo_coeff, mo_occ, energy, xc_gradient) -> np.ndarray:
         """Forces (natm, 3) Ha/bohr, route (a): the analytic RKS gradient on the one-shot orbitals.
 
-        The XC term over this rank's points comes from ``_xc_gradient``; rank 0 adds every other term
-        from PySCF's DF-RKS gradient evaluated on an empty grid; the sum is reduced over ranks.
+        ``xc_gradient``: the XC term over this rank's points (``_xc_gradient``); rank 0 adds every
+        other term from PySCF's DF-RKS gradient evaluated on an empty grid; the sum is reduced.
         """
-        gradient = _xc_gradient(mol, self.level.xc, coords, weights, dm_out)
+        gradient = xc_gradient.copy()
         if self.comm.rank == 0:
             no_grid = _grid_slice(grids, mol, coords[:0], weights[:0])
             gradient += _rks_gradient_on_orbitals(self.level, mol, no_grid, mo_energy, mo_coeff, mo_occ, energy)
@@ -246,9 +250,11 @@ def _grid_slice(grids, mol, coords: np.ndarray, weights: np.ndarray):
 _SECOND_DERIVATIVE = ((4, 5, 6), (5, 7, 8), (6, 8, 9))
 
 
-def _xc_gradient(mol, xc: str, coords: np.ndarray, weights: np.ndarray, dm: np.ndarray) -> np.ndarray:
+def _xc_gradient(mol, xc: str, coords: np.ndarray, weights: np.ndarray, dm: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """XC (Hellmann-Feynman) term of the GGA nuclear gradient dE_xc/dR over the given points,
-    (natm, 3) Ha/bohr, without grid response (as PySCF's RKS gradient):
+    (natm, 3) Ha/bohr, without grid response (as PySCF's RKS gradient), and the density of ``dm``
+    at the points (npts,), which the pass computes anyway:
 
         dE/dR_Ax = -2 sum_{mu in A} sum_g [ d_x phi_mu (T P)_mu + sum_j d_x d_j phi_mu w v_j (phi P)_mu ]
         T = w v_rho phi + sum_j w v_j d_j phi,   v_j = dE_xc/d(d_j rho)
@@ -258,8 +264,10 @@ def _xc_gradient(mol, xc: str, coords: np.ndarray, weights: np.ndarray, dm: np.n
     """
     ni = numint.NumInt()
     per_ao = np.zeros((3, mol.nao))
+    density = np.empty(len(coords))
     for sl, ao, mask in ao_blocks(mol, coords, 2):
         rho = numint.eval_rho(mol, ao[:4], dm, mask, "GGA")
+        density[sl] = rho[0]
         wv = ni.eval_xc_eff(xc, rho, deriv=1, xctype="GGA")[1] * weights[sl]
         phi_p = ao[0] @ dm
         t_p = (wv[0][:, None] * ao[0] + np.einsum("jg,jgi->gi", wv[1:4], ao[1:4])) @ dm
@@ -269,7 +277,7 @@ def _xc_gradient(mol, xc: str, coords: np.ndarray, weights: np.ndarray, dm: np.n
     gradient = np.zeros((mol.natm, 3))
     for atom, (_, _, p0, p1) in enumerate(mol.aoslice_by_atom()):
         gradient[atom] = -2.0 * per_ao[:, p0:p1].sum(axis=1)
-    return gradient
+    return gradient, density
 
 
 def _pyscf_xc_gradient(mol, xc: str, grids, dm: np.ndarray) -> np.ndarray:

@@ -55,7 +55,8 @@ def test_tailored_xc_gradient_equals_pyscf():
     mf.kernel()
     grids = level.make_grids(mol)
     coords, weights = grid_points(grids)
-    ours = _xc_gradient(mol, "PBE", coords, weights, mf.make_rdm1())
+    ours, density = _xc_gradient(mol, "PBE", coords, weights, mf.make_rdm1())
+    assert abs(weights @ density - 10.0) < 1e-3  # the density it returns integrates to N_e
     theirs = _pyscf_xc_gradient(mol, "PBE", _grid_slice(grids, mol, coords, weights), mf.make_rdm1())
     assert np.abs(theirs).max() > 0.1
     np.testing.assert_allclose(ours, theirs, atol=1e-11)
