@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .dataset import ReferenceData
 from .density import density_on_points, grid_points, sad_density_matrix
 from .descriptor import JLDescriptor, JLHyperparameters
-from .level import LevelOfTheory
 from .model import JLCDModel
 
 RIDGE_GRID = tuple(10.0 ** k for k in range(-12, -1))
@@ -44,7 +43,7 @@ class FrameGrid:
 
 def frame_grid(data: ReferenceData, k: int, grid_level: int) -> FrameGrid:
     """Densities of frame ``k`` of ``data`` on its grid at ``grid_level``."""
-    level = LevelOfTheory(**{**data.level.to_dict(), "grid_level": grid_level})
+    level = replace(data.level, grid_level=grid_level)
     mol = level.make_mol(data.atomic_numbers, data.coords_bohr[k])
     coords, weights = grid_points(level.make_grids(mol))
     rho_scf = density_on_points(mol, data.density_matrix[k], coords, gradient=False)
@@ -160,7 +159,7 @@ def train_model(data: ReferenceData, hyper: JLHyperparameters, train_idx: list[i
     report = TrainingReport(ridge, {f"{r:.0e}": s for r, s in scores.items()},
                             [int(data.source_index[k]) for k in train_idx],
                             [int(data.source_index[k]) for k in validation_idx])
-    level = LevelOfTheory(**{**data.level.to_dict(), "grid_level": grid_level})
+    level = replace(data.level, grid_level=grid_level)
     model = JLCDModel(hyper, species, beta, level, training={
         "ridge": ridge, "points_per_frame": points_per_frame, "train_source_frames": report.train_frames,
         "validation_source_frames": report.validation_frames, "seed": seed},
