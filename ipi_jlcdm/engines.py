@@ -10,7 +10,7 @@ import numpy as np
 from .geometry_io import read_frames
 from .level import LevelOfTheory
 from .model import JLCDModel
-from .oneshot import OneShotEngine
+from .oneshot import FORCE_ROUTES, OneShotEngine
 from .scf_engine import SCFEngine
 
 ENGINES = ("jlcdm", "scf")
@@ -22,7 +22,8 @@ DEFAULT_FALLBACK_RESIDUAL = 0.05
 
 
 def make_engine(engine: str, model: str | None, grid_level: int | None = None,
-                fallback_residual: float | None = DEFAULT_FALLBACK_RESIDUAL, electronic_temperature_k: float = 0.0):
+                fallback_residual: float | None = DEFAULT_FALLBACK_RESIDUAL, electronic_temperature_k: float = 0.0,
+                forces: str = "orbital"):
     """An engine with a ``compute(atomic_numbers, coords_bohr, key)`` method.
 
     jlcdm needs ``model`` (packaged name or .npz path) and runs at its level of theory; scf runs at
@@ -40,7 +41,7 @@ def make_engine(engine: str, model: str | None, grid_level: int | None = None,
     if loaded is None:
         raise ValueError("the jlcdm engine needs --model (a .npz file or a packaged name such as 'uracil')")
     return OneShotEngine(loaded, level, fallback_residual=fallback_residual,
-                         electronic_temperature_k=electronic_temperature_k)
+                         electronic_temperature_k=electronic_temperature_k, forces=forces)
 
 
 
@@ -56,12 +57,17 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--electronic-temperature-k", type=float, default=0.0,
                    help="jlcdm: Fermi-Dirac occupations at this electronic temperature (K; energy = Mermin free "
                    "energy); keeps dipoles and forces continuous where HOMO and LUMO cross. 0 (default): aufbau")
+    p.add_argument("--forces", choices=FORCE_ROUTES, default="orbital",
+                   help="jlcdm force route: 'orbital' (default; PySCF's analytic gradient on the one-shot orbitals) "
+                   "or 'harris-foulkes' (the exact derivative of the one-shot energy: energy-conserving MD, "
+                   "~2x the step time; see docs/VALIDATION.md)")
 
 
 def engine_from_arguments(args: argparse.Namespace):
     """The engine that ``add_engine_arguments`` options describe."""
     return make_engine(args.engine, args.model, args.grid_level,
-                       args.fallback_residual if args.fallback_residual >= 0 else None, args.electronic_temperature_k)
+                       args.fallback_residual if args.fallback_residual >= 0 else None, args.electronic_temperature_k,
+                       args.forces)
 
 
 def molecule_atomic_numbers(structure: str | None, model: str | None) -> np.ndarray:

@@ -120,3 +120,11 @@ def format_extxyz_frame(atomic_numbers: np.ndarray, coords_bohr: np.ndarray, for
                          strict=True):
         lines.append(f"{elements.ELEMENTS[int(z)]:2s} " + " ".join(f"{v:16.10f}" for v in (*xyz, *f)))
     return "\n".join(lines) + "\n"
+
+
+def format_xyz_frame(atomic_numbers: np.ndarray, coords_bohr: np.ndarray, comment: str = "") -> str:
+    """One plain XYZ frame with positions in angstrom (``read_xyz`` reads it back)."""
+    lines = [str(len(atomic_numbers)), comment.replace("\n", " ")]
+    for z, xyz in zip(atomic_numbers, np.asarray(coords_bohr) * ANGSTROM_PER_BOHR, strict=True):
+        lines.append(f"{elements.ELEMENTS[int(z)]:2s} " + " ".join(f"{v:16.10f}" for v in xyz))
+    return "\n".join(lines) + "\n"

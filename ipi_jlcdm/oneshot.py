@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
@@ -30,11 +31,15 @@ from pyscf.dft.gen_grid import make_mask
 from pyscf.grad import rks as rks_grad
 
 from .density import ao_blocks, density_on_points, grid_points, sad_density_matrix
+from .hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
 from .level import LevelOfTheory
 from .occupations import BOLTZMANN_HARTREE_PER_K, aufbau, fermi_dirac
 from .parallel import partition_grid, world
 from .results import EngineResult
 from .scf_engine import run_scf
+
+#: The two force routes of DESIGN section 5 (a, b).
+FORCE_ROUTES = ("orbital", "harris-foulkes")
 
 #: Points per block for the Coulomb potential of the auxiliary functions on the grid.
 COULOMB_BLOCK = 4096
@@ -51,10 +56,15 @@ class OneShotEngine:
 
     def __init__(self, source, level: LevelOfTheory, compute_forces: bool = True, comm=None,
                  fallback_residual: float | None = None, fallback_conv_tol: float = 1e-9,
-                 electronic_temperature_k: float = 0.0):
+                 electronic_temperature_k: float = 0.0, forces: str = "orbital"):
         """``fallback_residual``: above this residual (integral |rho_out - rho_in| / N_e) the step
         is recomputed by SCF started from P_out and flagged (info['fallback'] = 1); None: never.
-        ``electronic_temperature_k`` > 0: Fermi-Dirac occupations (energy = free energy)."""
+        ``electronic_temperature_k`` > 0: Fermi-Dirac occupations (energy = free energy).
+        ``forces``: 'orbital' (route a: PySCF's gradient on the one-shot orbitals) or 'harris-foulkes'
+        (route b: the consistent derivative of the energy this engine returns, ``hf_forces``)."""
+        if forces not in FORCE_ROUTES:
+            raise ValueError(f"unknown forces {forces!r}; choose from {FORCE_ROUTES}")
+        self.forces = forces
         self.source = source
         self.level = level
         self.compute_forces = compute_forces
@@ -90,7 +100,9 @@ class OneShotEngine:
         scale = n_elec / comm.allreduce_sum(float(weights @ rho_in[0]))
         rho_in *= scale
 
-        coulomb = _coulomb_fit(mol, self.level.auxbasis, dm_sad, coords, weights, drho, scale, comm)
+        consistent = self.compute_forces and self.forces == "harris-foulkes"
+        coulomb = _coulomb_fit(mol, self.level.auxbasis, dm_sad, coords, weights, drho, scale, comm,
+                               grad_drho if consistent else None)
         timer.lap("coulomb")
         xc = _xc_terms(mol, self.level.xc, coords, weights, rho_in, comm)
         timer.lap("xc")
@@ -106,7 +118,11 @@ class OneShotEngine:
 
         e_band = float(mo_occ @ mo_energy)
         energy = e_band - coulomb.e_hartree + xc.e_xc - xc.v_rho + mol.energy_nuc() - smearing
-        if self.compute_forces:  # the XC force pass evaluates rho_out too: use it for the residual
+        if consistent:  # the force passes evaluate rho_out too: use it for the residual
+            state = OneShotState(coords, weights, rho_in, scale, dm_sad, dm_out, mo_energy, mo_coeff, mo_occ, coulomb)
+            hf_gradient, rho_out = harris_foulkes_gradient(mol, self.level.xc, state, self.source, comm)
+            timer.lap("forces")
+        elif self.compute_forces:
             xc_gradient, rho_out = _xc_gradient(mol, self.level.xc, coords, weights, dm_out)
             timer.lap("forces")
         else:
@@ -124,7 +140,9 @@ class OneShotEngine:
             return self._scf_fallback(mol, grids, dm_out, residual, scale, timer)
 
         forces = np.zeros((mol.natm, 3))
-        if self.compute_forces:
+        if consistent:  # no net force: see hf_forces.remove_net_force
+            forces = remove_net_force(-hf_gradient)
+        elif self.compute_forces:
             forces = self._forces(mol, grids, coords, weights, mo_energy, mo_coeff, mo_occ, energy, xc_gradient)
         timer.lap("forces")
         self.timings = timer.stages
@@ -184,32 +202,57 @@ class _StageTimer:
         self._t = now
 
 
-class _CoulombTerms:
-    def __init__(self, j_matrix: np.ndarray, e_hartree: float, fit_coefficients: np.ndarray):
-        self.j_matrix, self.e_hartree, self.fit_coefficients = j_matrix, e_hartree, fit_coefficients
+@dataclass
+class CoulombFit:
+    """The Coulomb-metric fit of rho_in and what the consistent forces reuse.
+
+    fit: d = (P|Q)^-1 (Q|rho_in) (naux,); rhs: (Q|rho_in) (naux,), both including the density scale;
+    int3c (nao, nao, naux), metric_factor: Cholesky factor of (P|Q); with ``keep_potentials``:
+    potentials [(point indices, V_Q at them (naux, blk) float32)] over this rank's points where
+    drho != 0, and rhs_gradient (naux, 3) = sum_g w_g V_Q(r_g) grad drho(r_g) (unscaled).
+    """
+
+    auxmol: gto.Mole
+    int3c: np.ndarray
+    metric_factor: tuple
+    rhs: np.ndarray
+    fit: np.ndarray
+    j_matrix: np.ndarray
+    e_hartree: float
+    potentials: list = field(default_factory=list)
+    rhs_gradient: np.ndarray | None = None
 
 
 def _coulomb_fit(mol: gto.Mole, auxbasis: str, dm_sad: np.ndarray, coords: np.ndarray, weights: np.ndarray,
-                 drho: np.ndarray, scale: float, comm) -> _CoulombTerms:
+                 drho: np.ndarray, scale: float, comm, grad_drho: np.ndarray | None = None) -> CoulombFit:
     """Density fitting of rho_in = scale (rho_SAD + drho) in the Coulomb metric (split fit).
 
     (Q|rho_SAD) is exact from P_SAD; (Q|drho) = sum_g w_g drho_g V_Q(r_g), only over points where
-    drho is non-zero (the model vanishes beyond r_cut of every atom).
+    drho is non-zero (the model vanishes beyond r_cut of every atom). Given ``grad_drho`` (npts, 3)
+    the potentials V_Q are kept and sum_g w_g V_Q grad drho is formed (for the consistent forces).
     """
     auxmol = df.addons.make_auxmol(mol, auxbasis)
     int3c = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s1")  # (nao, nao, naux)
-    metric = auxmol.intor("int2c2e")
+    metric_factor = scipy.linalg.cho_factor(auxmol.intor("int2c2e"))
     rhs_grid = np.zeros(auxmol.nao)
+    keep = grad_drho is not None
+    potentials, rhs_gradient = [], (np.zeros((auxmol.nao, 3)) if keep else None)
     active = np.nonzero(drho * weights)[0]
     for start in range(0, len(active), COULOMB_BLOCK):
         idx = active[start:start + COULOMB_BLOCK]
         fake = gto.fakemol_for_charges(coords[idx])
         v_aux = gto.intor_cross("int2c2e", auxmol, fake)  # (naux, blk): V_Q at the points
         rhs_grid += v_aux @ (weights[idx] * drho[idx])
+        if keep:
+            rhs_gradient += v_aux @ (weights[idx, None] * grad_drho[idx])
+            potentials.append((idx, v_aux.astype(np.float32)))
     rhs = scale * (np.einsum("ijP,ij->P", int3c, dm_sad) + comm.allreduce_sum(rhs_grid))
-    fit = scipy.linalg.cho_solve(scipy.linalg.cho_factor(metric), rhs)
+    if keep:
+        rhs_gradient = comm.allreduce_sum(rhs_gradient)
+    fit = scipy.linalg.cho_solve(metric_factor, rhs)
     j_matrix = np.einsum("ijP,P->ij", int3c, fit)
-    return _CoulombTerms(j_matrix, 0.5 * float(fit @ rhs), fit)
+    return CoulombFit(auxmol, int3c, metric_factor, rhs, fit, j_matrix, 0.5 * float(fit @ rhs), potentials,
+                      rhs_gradient)
 
 
 class _XCTerms:

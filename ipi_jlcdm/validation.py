@@ -18,11 +18,11 @@ COLUMNS = ("source", "density_error_percent", "sad_error_percent", "energy_error
 
 
 def validate_model(model: JLCDModel, data: ReferenceData, frames: list[int], engine: bool = True,
-                   log=sys.stderr) -> list[dict]:
+                   log=sys.stderr, forces: str = "orbital") -> list[dict]:
     """One row per frame (COLUMNS): density errors on the full grid and, with ``engine``, the one-shot
-    energy, force, dipole and gap errors against the stored SCF labels."""
+    energy, force (route ``forces``, see OneShotEngine), dipole and gap errors against the stored SCF labels."""
     rows = []
-    one_shot = OneShotEngine(model, model.level)
+    one_shot = OneShotEngine(model, model.level, forces=forces)
     for k in frames:
         t0 = time.perf_counter()
         z, xyz = data.atomic_numbers, data.coords_bohr[k]

@@ -1,6 +1,6 @@
 """Accuracy of a model against SCF reference data, as a markdown table.
 
-    python tools/validate.py MODEL DATA.npz [--frames 36:40] [--density-only] [-o table.md]
+    python tools/validate.py MODEL DATA.npz [--frames 36:40] [--density-only] [--forces harris-foulkes] [-o table.md]
 
 DATA.npz comes from ``ipi-jlcdm dataset`` (SCF density matrices and labels at the model's level of
 theory). Per frame: density error integral |rho_in - rho_SCF| / N_e (and that of the atomic
@@ -16,6 +16,7 @@ import sys
 from ipi_jlcdm.dataset import ReferenceData
 from ipi_jlcdm.geometry_io import parse_frame_selection
 from ipi_jlcdm.model import JLCDModel
+from ipi_jlcdm.oneshot import FORCE_ROUTES
 from ipi_jlcdm.validation import format_table, summarize, validate_model
 
 
@@ -25,13 +26,16 @@ def main() -> int:
     parser.add_argument("data")
     parser.add_argument("--frames", default=None, help="frames of DATA ('START:STOP' or 'i,j'), default all")
     parser.add_argument("--density-only", action="store_true", help="skip the one-shot engine")
+    parser.add_argument("--forces", choices=FORCE_ROUTES, default="orbital",
+                        help="one-shot force route: orbital (PySCF gradient on the one-shot orbitals) or "
+                        "harris-foulkes (consistent derivative of the one-shot energy)")
     parser.add_argument("-o", "--output", default=None, help="also write the table to this file")
     args = parser.parse_args()
     model, data = JLCDModel.load(args.model), ReferenceData.load(args.data)
     if data.level.mismatch(model.level):
         raise SystemExit(f"data and model levels of theory differ: {data.level.mismatch(model.level)}")
     frames = parse_frame_selection(args.frames, len(data))
-    rows = validate_model(model, data, frames, engine=not args.density_only)
+    rows = validate_model(model, data, frames, engine=not args.density_only, forces=args.forces)
     table = format_table(rows) + "\n\nmeans: " + ", ".join(f"{k} {v:.4g}" for k, v in summarize(rows).items())
     print(table)
     if args.output:

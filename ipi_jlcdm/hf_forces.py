@@ -1,0 +1,169 @@
+"""Consistent forces of the Harris-Foulkes energy (route b of DESIGN section 5).
+
+E_HF(R) = sum_i f_i e_i[H(rho_in)] - E_H[rho_in] + E_xc[rho_in] - int v_xc[rho_in] rho_in + E_nn, with
+rho_in = s (rho_SAD + drho_model), s = N / Q, Q = int (rho_SAD + drho). Its total derivative
+(eigenvalues by Hellmann-Feynman; no grid response, as PySCF's gradients) is
+
+  dE/dR = Tr P dh/dR - Tr W dS/dR + dE_nn/dR                                    (core)
+        + d_in.db_out/dR|_P - 1/2 d_in.dM/dR.d_in                               (Coulomb, explicit)
+        + int v_xc[rho_in] . d rho_out/dR|_P                                   (XC, explicit)
+        + Dd.(db_in/dR - dM/dR d_in)                                           (Coulomb, via rho_in)
+        + int (f_xc[rho_in] (rho_out - rho_in)) . d rho_in/dR                  (XC, via rho_in)
+
+with M = (P|Q), d_in = M^-1 b_in, b = (Q|rho), Dd = d_out - d_in, f_xc the GGA kernel acting on the
+(rho, grad rho) difference. The terms through rho_in vanish when rho_in is self-consistent: they are
+the first-order correction that the orbital gradient (route a) misses. d rho_in / dR has three
+parts: rho_SAD (atomic basis functions move: AO-derivative quadrature with P_SAD, and the analytic
+3-centre derivative for (Q|rho_SAD)), the model (its atom derivatives, ``deformation_density_vjp``)
+and the normalization s (a constant shift of the potential). (Q|drho) moves with the auxiliary
+functions: sum_g w_g drho dV_Q/dR_Q = + sum_g w_g V_Q grad drho (integration by parts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+from pyscf import df, scf
+from pyscf.dft import numint
+from pyscf.grad import rhf as rhf_grad
+
+from .density import ao_blocks
+
+#: Index of d2 phi / dx_a dx_b in PySCF's deriv=2 AO array (xx, xy, xz, yy, yz, zz at 4..9).
+SECOND_DERIVATIVE = ((4, 5, 6), (5, 7, 8), (6, 8, 9))
+
+
+@dataclass
+class OneShotState:
+    """What the consistent gradient needs from a one-shot step (this rank's grid points).
+
+    coords (npts, 3) bohr, weights (npts,), rho_in (4, npts) scaled density and gradient, scale s,
+    dm_sad, dm_out (nao, nao), orbitals, and the CoulombFit (with kept potentials).
+    """
+
+    coords: np.ndarray
+    weights: np.ndarray
+    rho_in: np.ndarray
+    scale: float
+    dm_sad: np.ndarray
+    dm_out: np.ndarray
+    mo_energy: np.ndarray
+    mo_coeff: np.ndarray
+    mo_occ: np.ndarray
+    coulomb: object
+
+
+def add_density_response(per_ao: np.ndarray, ao: np.ndarray, dm: np.ndarray, wv: np.ndarray,
+                         phi_dm: np.ndarray | None = None) -> None:
+    """Accumulate the AO-resolved derivative of sum_g wv_g . (rho, grad rho)[dm](r_g) under moving
+    basis functions: per_ao (3, nao) += sum_g [d_x phi_mu (T dm)_mu + sum_j wv_j d_x d_j phi_mu (phi dm)_mu]
+    with T = wv_0 phi + sum_j wv_j d_j phi. The derivative for atom A is -2 sum_{mu in A} per_ao.
+    ao: (10, blk, nao) (deriv=2); wv: (4, blk) potential times weights."""
+    if phi_dm is None:
+        phi_dm = ao[0] @ dm
+    t_dm = (wv[0][:, None] * ao[0] + np.einsum("jg,jgi->gi", wv[1:4], ao[1:4])) @ dm
+    for x in range(3):
+        second = sum(wv[1 + j][:, None] * ao[SECOND_DERIVATIVE[x][j]] for j in range(3))
+        per_ao[x] += np.einsum("gi,gi->i", ao[1 + x], t_dm) + np.einsum("gi,gi->i", second, phi_dm)
+
+
+def per_atom(mol, per_ao: np.ndarray) -> np.ndarray:
+    """(natm, 3) = -2 sum over each atom's AOs of per_ao (3, nao)."""
+    out = np.zeros((mol.natm, 3))
+    for atom, (_, _, p0, p1) in enumerate(mol.aoslice_by_atom()):
+        out[atom] = -2.0 * per_ao[:, p0:p1].sum(axis=1)
+    return out
+
+
+def core_gradient(mol, mo_energy, mo_coeff, mo_occ, dm: np.ndarray) -> np.ndarray:
+    """Tr P dh/dR - Tr W dS/dR + dE_nn/dR (natm, 3) Ha/bohr, as PySCF's rhf.grad_elec forms them."""
+    grad = rhf_grad.Gradients(scf.RHF(mol))
+    hcore_deriv = grad.hcore_generator(mol)
+    s1 = grad.get_ovlp(mol)
+    dme0 = grad.make_rdm1e(mo_energy, mo_coeff, mo_occ)
+    out = np.zeros((mol.natm, 3))
+    for atom, (_, _, p0, p1) in enumerate(mol.aoslice_by_atom()):
+        out[atom] = np.einsum("xij,ij->x", hcore_deriv(atom), dm)
+        out[atom] -= 2.0 * np.einsum("xij,ij->x", s1[:, p0:p1], dme0[p0:p1])
+    return out + grad.grad_nuc(mol)
+
+
+def coulomb_gradient(mol, fit, dm_out: np.ndarray, dm_sad: np.ndarray, fit_change: np.ndarray, scale: float
+                     ) -> np.ndarray:
+    """The analytic Coulomb terms (natm, 3):
+    d_in.db[P_out]/dR + s Dd.db[P_SAD]/dR - d_in.dM/dR (d_in/2 + Dd) + s sum_{Q in A} Dd_Q (rhs_gradient)_Q."""
+    auxmol, d_in, delta = fit.auxmol, fit.fit, fit_change
+    ip1 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip1", aosym="s1", comp=3)  # (3, nao, nao, naux): (d mu nu|P)
+    per_ao = (np.einsum("xijP,P,ij->xi", ip1, d_in, dm_out, optimize=True)
+              + np.einsum("xijP,P,ij->xi", ip1, scale * delta, dm_sad, optimize=True))
+    del ip1
+    ip2 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip2", aosym="s1", comp=3)  # (3, nao, nao, naux): (mu nu|d P)
+    per_aux = (np.einsum("xijP,ij->xP", ip2, dm_out) * d_in + np.einsum("xijP,ij->xP", ip2, dm_sad) * scale * delta)
+    del ip2
+    metric_ip1 = auxmol.intor("int2c2e_ip1")  # (3, naux, naux): (d P|Q)
+    y = 0.5 * d_in + delta
+    per_aux -= np.einsum("xPQ,Q->xP", metric_ip1, y) * d_in + np.einsum("xPQ,Q->xP", metric_ip1, d_in) * y
+    # d/dR_A of a function centred on A is minus its derivative in r: all three terms change sign
+    per_aux = -per_aux
+    per_aux += scale * (delta[:, None] * fit.rhs_gradient).T
+    out = -2.0 * np.array([per_ao[:, p0:p1].sum(axis=1) for _, _, p0, p1 in mol.aoslice_by_atom()])
+    aux_slices = auxmol.aoslice_by_atom()
+    for atom in range(mol.natm):
+        q0, q1 = aux_slices[atom, 2:]
+        out[atom] += per_aux[:, q0:q1].sum(axis=1)
+    return out
+
+
+def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> tuple[np.ndarray, np.ndarray]:
+    """dE_HF/dR (natm, 3) Ha/bohr, reduced over ranks, and rho_out at this rank's points (npts,)."""
+    fit = state.coulomb
+    s, coords, weights, rho_in = state.scale, state.coords, state.weights, state.rho_in
+    b_out = np.einsum("ijP,ij->P", fit.int3c, state.dm_out)
+    delta = scipy.linalg.cho_solve(fit.metric_factor, b_out) - fit.fit  # Dd = d_out - d_in
+
+    ni = numint.NumInt()
+    npts = len(weights)
+    u_xc = np.empty((4, npts))  # f_xc[rho_in] (rho_out - rho_in)
+    rho_out = np.empty(npts)
+    per_ao_out = np.zeros((3, mol.nao))  # v_xc[rho_in] against d rho_out / dR
+    per_ao_sad = np.zeros((3, mol.nao))  # s u_xc against d rho_SAD / dR
+    per_ao_count = np.zeros((3, mol.nao))  # w against d rho_SAD / dR (normalization)
+    for sl, ao, mask in ao_blocks(mol, coords, 2):
+        out_block = numint.eval_rho(mol, ao[:4], state.dm_out, mask, "GGA")
+        rho_out[sl] = out_block[0]
+        _, vxc, fxc = ni.eval_xc_eff(xc, rho_in[:, sl], deriv=2, xctype="GGA")[:3]
+        u_xc[:, sl] = np.einsum("ijg,jg->ig", fxc, out_block - rho_in[:, sl])
+        w = weights[sl]
+        add_density_response(per_ao_out, ao, state.dm_out, vxc * w)
+        phi_sad = ao[0] @ state.dm_sad
+        add_density_response(per_ao_sad, ao, state.dm_sad, s * u_xc[:, sl] * w, phi_sad)
+        count = np.zeros((4, len(w)))
+        count[0] = w
+        add_density_response(per_ao_count, ao, state.dm_sad, count, phi_sad)
+
+    # the normalization: dE/ds = K / s, ds/dR = -(s / Q) dQ/dR -> a constant -K/Q on the value channel
+    k_sums = comm.allreduce_sum(np.array([np.einsum("xg,xg,g->", u_xc, rho_in, weights)]))
+    k_total = float(delta @ fit.rhs) + float(k_sums[0])
+    shift = -k_total * s / mol.nelectron  # -K / Q with Q = N / s
+
+    potential = s * u_xc * weights
+    v_delta = np.zeros(npts)
+    for idx, v_aux in fit.potentials:
+        v_delta[idx] = delta @ v_aux
+    potential[0] += (s * v_delta + shift) * weights
+    gradient = (per_atom(mol, per_ao_out) + per_atom(mol, per_ao_sad) + shift * per_atom(mol, per_ao_count)
+                + source.deformation_density_vjp(coords, mol.atom_charges(), mol.atom_coords(), potential))
+    if comm.rank == 0:
+        gradient += core_gradient(mol, state.mo_energy, state.mo_coeff, state.mo_occ, state.dm_out)
+        gradient += coulomb_gradient(mol, fit, state.dm_out, state.dm_sad, delta, s)
+    return comm.allreduce_sum(gradient), rho_out
+
+
+def remove_net_force(forces: np.ndarray) -> np.ndarray:
+    """Forces (natm, 3) minus their mean: the energy is invariant to translations, so a net force is
+    quadrature error. Without grid response (the Becke grid moves with the atoms) the model's terms
+    leave one of ~6e-4 Ha/bohr on water (finite differences of E_HF on a frozen grid show the same
+    net force, and agree with these forces to 1e-4 Ha/bohr)."""
+    return forces - forces.mean(axis=0)

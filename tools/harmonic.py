@@ -1,0 +1,217 @@
+"""Harmonic frequencies and IR intensities of a model against PySCF's analytic Hessian.
+
+    python tools/harmonic.py [--model uracil] [--structure inputs/uracil/uracil.xyz] [-o harmonic_uracil]
+
+1. Minimum: the PBE/def2-SVP (the model's level) minimum, found by BFGS on SCF energies and
+   analytic gradients from ``--structure`` (saved as OUT/minimum.xyz and reused on a rerun).
+2. Reference: PySCF's analytic Hessian there -> normal modes q_k (mass-weighted, amu^1/2 bohr) and
+   frequencies; IR intensities from SCF dipole derivatives along each mode (central differences).
+3. Model: one-shot forces and dipoles at R0 +- h q_k; the model's Hessian in the reference mode
+   basis K_jk = -q_j . dF/dq_k (symmetrized) is diagonalized; each model mode is matched to the
+   reference mode it overlaps most. Intensities from the model's dipole derivatives.
+Intensities: I = 42.2561 |d mu / d Q|^2 km/mol with d mu / d Q in Debye / (angstrom amu^1/2).
+Every stage is saved as it completes (OUT/minimum.xyz, reference_hessian.npz, fd_scf.npz,
+fd_model_<hash>.npz): a rerun resumes, and a rerun with another model reuses the SCF parts.
+Output: OUT/harmonic.md (table + summary) and OUT/harmonic.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.optimize
+from pyscf.data import nist
+from pyscf.hessian import thermo
+
+from ipi_jlcdm.engines import make_engine
+from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
+from ipi_jlcdm.model import JLCDModel
+from ipi_jlcdm.oneshot import FORCE_ROUTES
+from ipi_jlcdm.scf_engine import SCFEngine, run_scf
+from ipi_jlcdm.units import ANGSTROM_PER_BOHR, DEBYE_PER_AU
+
+#: km/mol per (Debye / (angstrom amu^1/2))^2 (the usual double-harmonic IR intensity factor).
+KM_PER_MOL_PER_D2_A2_AMU = 42.2561
+#: Largest Cartesian displacement of any atom in a finite-difference step (bohr).
+DEFAULT_STEP_BOHR = 0.01
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def optimize(level, atomic_numbers, coords_bohr, gtol: float) -> np.ndarray:
+    """BFGS on the SCF energy with analytic gradients; returns the minimum (natm, 3) bohr."""
+    engine = SCFEngine(level)
+    shape = coords_bohr.shape
+
+    def energy_and_gradient(x):
+        res = engine.compute(atomic_numbers, x.reshape(shape))
+        log(f"  optimize: E = {res.energy:.10f} Ha, max |F| = {np.abs(res.forces).max():.2e} Ha/bohr")
+        return res.energy, -res.forces.ravel()
+
+    out = scipy.optimize.minimize(energy_and_gradient, coords_bohr.ravel(), jac=True, method="BFGS",
+                                  options={"gtol": gtol, "maxiter": 200})
+    log(f"optimization: {out.message} ({out.nit} iterations)")
+    return out.x.reshape(shape)
+
+
+def reference_modes(level, atomic_numbers, coords_bohr):
+    """PySCF analytic Hessian at the geometry: (frequencies cm^-1 (nmode,), modes (nmode, natm, 3)
+    in bohr per amu^1/2, the converged SCF density matrix)."""
+    mol = level.make_mol(atomic_numbers, coords_bohr)
+    mf = level.make_rks(mol)
+    mf.conv_tol = 1e-11
+    mf.kernel()
+    hess = mf.Hessian()
+    hess.verbose = 0
+    analysis = thermo.harmonic_analysis(mol, hess.kernel(), imaginary_freq=False)
+    return np.asarray(analysis["freq_wavenumber"]), np.asarray(analysis["norm_mode"]), mf.make_rdm1()
+
+
+def hessian_to_wavenumbers(force_constants: np.ndarray) -> np.ndarray:
+    """cm^-1 from mass-weighted force constants (Ha / (bohr^2 amu)), negative for imaginary modes,
+    with PySCF's conversion (pyscf.hessian.thermo)."""
+    au2hz = (nist.HARTREE2J / (nist.ATOMIC_MASS * nist.BOHR_SI ** 2)) ** 0.5 / (2 * np.pi)
+    return np.sign(force_constants) * np.sqrt(np.abs(force_constants)) * au2hz / nist.LIGHT_SPEED_SI * 1e-2
+
+
+def intensities_km_per_mol(dipole_derivatives_au: np.ndarray) -> np.ndarray:
+    """(nmode, 3) d mu / d q in e bohr / (bohr amu^1/2) = e / amu^1/2 -> km/mol."""
+    d_per_a = dipole_derivatives_au * DEBYE_PER_AU / ANGSTROM_PER_BOHR
+    return KM_PER_MOL_PER_D2_A2_AMU * np.einsum("kx,kx->k", d_per_a, d_per_a)
+
+
+class Progress:
+    """Finite-difference results saved after every displacement (resumable): SCF dipoles in one
+    file, the model's forces and dipoles in a file named after the model's coefficient hash."""
+
+    def __init__(self, out: Path, model_tag: str, nmode: int, natm: int):
+        self.files = {"scf": out / "fd_scf.npz", "model": out / f"fd_model_{model_tag}.npz"}
+        self.data = {"scf": {"dipoles": np.full((nmode, 2, 3), np.nan)},
+                     "model": {"forces": np.full((nmode, 2, natm, 3), np.nan),
+                               "dipoles": np.full((nmode, 2, 3), np.nan)}}
+        for kind, path in self.files.items():
+            if path.is_file():
+                with np.load(path) as f:
+                    for key, value in self.data[kind].items():
+                        if key in f and f[key].shape == value.shape:
+                            value[...] = f[key]
+
+    def missing(self, kind: str, k: int, side: int) -> bool:
+        return bool(np.isnan(self.data[kind]["dipoles"][k, side]).any())
+
+    def save(self) -> None:
+        for kind, path in self.files.items():
+            np.savez(path, **self.data[kind])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="uracil", help="model .npz or packaged name (default uracil)")
+    parser.add_argument("--structure", default="inputs/uracil/uracil.xyz", help="starting geometry (XYZ)")
+    parser.add_argument("-o", "--output-dir", default="harmonic_out")
+    parser.add_argument("--step-bohr", type=float, default=DEFAULT_STEP_BOHR,
+                        help=f"largest atomic displacement of a finite-difference step (default {DEFAULT_STEP_BOHR})")
+    parser.add_argument("--forces", choices=FORCE_ROUTES, default="orbital", help="the model's force route")
+    parser.add_argument("--gtol", type=float, default=2e-5, help="optimization: max |gradient| Ha/bohr")
+    parser.add_argument("--min-wavenumber", type=float, default=1000.0,
+                        help="summary over modes above this frequency (cm^-1; default 1000)")
+    args = parser.parse_args()
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = JLCDModel.load(args.model)
+    level = model.level
+    atomic_numbers = read_frames(args.structure)[0].atomic_numbers
+    minimum_file = out / "minimum.xyz"
+    if minimum_file.is_file():
+        coords0 = read_frames(minimum_file)[0].coords_bohr
+        log(f"minimum read from {minimum_file}")
+    else:
+        coords0 = optimize(level, atomic_numbers, read_frames(args.structure)[0].coords_bohr, args.gtol)
+        comment = f"{level.xc}/{level.basis} minimum, angstrom"
+        minimum_file.write_text(format_xyz_frame(atomic_numbers, coords0, comment))
+
+    reference_file = out / "reference_hessian.npz"
+    if reference_file.is_file():
+        with np.load(reference_file) as f:
+            freq_ref, modes, dm0 = f["freq_cm1"], f["modes"], f["dm"]
+    else:
+        t0 = time.perf_counter()
+        freq_ref, modes, dm0 = reference_modes(level, atomic_numbers, coords0)
+        np.savez(reference_file, freq_cm1=freq_ref, modes=modes, dm=dm0)
+        log(f"analytic Hessian: {time.perf_counter() - t0:.0f} s")
+    nmode, natm = len(freq_ref), len(atomic_numbers)
+    steps = args.step_bohr / np.abs(modes).reshape(nmode, -1).max(axis=1)  # amu^1/2 bohr per mode
+
+    progress = Progress(out, f'{model.metadata()["coefficients_sha256"][:12]}_{args.forces}', nmode, natm)
+    engine = make_engine("jlcdm", args.model, fallback_residual=None, forces=args.forces)
+    for k in range(nmode):
+        for side, sign in enumerate((1.0, -1.0)):
+            coords = coords0 + sign * steps[k] * modes[k]
+            if progress.missing("model", k, side):
+                res = engine.compute(atomic_numbers, coords)
+                progress.data["model"]["forces"][k, side] = res.forces
+                progress.data["model"]["dipoles"][k, side] = res.dipole
+            if progress.missing("scf", k, side):
+                mol = level.make_mol(atomic_numbers, coords)
+                res, _ = run_scf(level, mol, dm0, 1e-10, compute_forces=False)
+                progress.data["scf"]["dipoles"][k, side] = res.dipole
+            progress.save()
+        log(f"mode {k + 1}/{nmode} ({freq_ref[k]:.0f} cm^-1) done")
+
+    d = {"model_forces": progress.data["model"]["forces"], "model_dipoles": progress.data["model"]["dipoles"],
+         "scf_dipoles": progress.data["scf"]["dipoles"]}
+    dforce = (d["model_forces"][:, 0] - d["model_forces"][:, 1]) / (2 * steps[:, None, None])  # (nmode, natm, 3)
+    k_model = -np.einsum("jax,kax->jk", modes, dforce)
+    k_model = 0.5 * (k_model + k_model.T)
+    force_constants, vectors = np.linalg.eigh(k_model)
+    freq_model_sorted = hessian_to_wavenumbers(force_constants)
+    match = np.argmax(vectors ** 2, axis=0)  # model eigenvector -> reference mode of largest weight
+    freq_model = np.full(nmode, np.nan)
+    overlap = np.zeros(nmode)
+    for j, k in enumerate(match):
+        if vectors[k, j] ** 2 > overlap[k]:
+            freq_model[k], overlap[k] = freq_model_sorted[j], vectors[k, j] ** 2
+    dmu_model = (d["model_dipoles"][:, 0] - d["model_dipoles"][:, 1]) / (2 * steps[:, None])
+    dmu_scf = (d["scf_dipoles"][:, 0] - d["scf_dipoles"][:, 1]) / (2 * steps[:, None])
+    # the model's intensity of reference mode k: its dipole derivative along that mode's eigenvector
+    rotated = vectors.T @ dmu_model  # along the model's own modes
+    int_model = np.full(nmode, np.nan)
+    for j, k in enumerate(match):
+        if vectors[k, j] ** 2 == overlap[k]:
+            int_model[k] = intensities_km_per_mol(rotated[j:j + 1])[0]
+    int_ref = intensities_km_per_mol(dmu_scf)
+
+    rows = ["| mode | PBE analytic (cm^-1) | model (cm^-1) | diff (cm^-1) | overlap | I ref (km/mol) | "
+            "I model (km/mol) | I ratio |", "|---|---|---|---|---|---|---|---|"]
+    csv = ["mode,freq_ref_cm1,freq_model_cm1,overlap,intensity_ref_km_per_mol,intensity_model_km_per_mol"]
+    for k in range(nmode):
+        ratio = int_model[k] / int_ref[k] if int_ref[k] > 1e-3 else np.nan
+        rows.append(f"| {k + 1} | {freq_ref[k]:.1f} | {freq_model[k]:.1f} | {freq_model[k] - freq_ref[k]:+.1f} | "
+                    f"{overlap[k]:.2f} | {int_ref[k]:.1f} | {int_model[k]:.1f} | {ratio:.2f} |")
+        csv.append(f"{k + 1},{freq_ref[k]:.3f},{freq_model[k]:.3f},{overlap[k]:.4f},{int_ref[k]:.4f},"
+                   f"{int_model[k]:.4f}")
+    high = freq_ref > args.min_wavenumber
+    strong = high & (int_ref > 0.05 * int_ref[high].max())
+    diff = np.abs(freq_model - freq_ref)[high]
+    rel = np.abs(int_model / int_ref - 1)[strong]
+    summary = (f"modes above {args.min_wavenumber:.0f} cm^-1: {high.sum()}; |diff| max {np.nanmax(diff):.1f}, "
+               f"mean {np.nanmean(diff):.1f} cm^-1; within 15 cm^-1: {(diff <= 15).sum()}/{high.sum()}\n"
+               f"intensities of the {strong.sum()} modes above {args.min_wavenumber:.0f} cm^-1 with I > 5 % of "
+               f"the strongest: relative error max {np.nanmax(rel):.2f}, mean {np.nanmean(rel):.2f}; "
+               f"within 20 %: {(rel <= 0.2).sum()}/{strong.sum()}")
+    text = (f"command: {' '.join(sys.argv)}\nmodel: {args.model}; step {args.step_bohr} bohr (largest atomic "
+            f"displacement)\n\n" + "\n".join(rows) + "\n\n" + summary + "\n")
+    (out / "harmonic.md").write_text(text)
+    (out / "harmonic.csv").write_text("\n".join(csv) + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
