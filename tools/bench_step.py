@@ -1,6 +1,10 @@
 """Time one MD step of each engine on the same geometries, side by side, and print the ratios.
 
     python tools/bench_step.py [--model uracil] [--xyz inputs/uracil/uracil.xyz] [--steps 3] [--grid-level N]
+                               [--forces orbital|harris-foulkes] [--replicas N]
+
+``--replicas N`` times a larger system: N copies of the molecule, each shifted by 7 angstrom along
+a diagonal (a timing test of cost against size; the model only needs the right species).
 
 Geometries: the XYZ's first frame displaced along a fixed random direction by 0.005 bohr per step
 (like consecutive MD steps), so the SCF engine warm-starts from the previous density matrix as
@@ -16,10 +20,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from ipi_jlcdm.geometry_io import read_frames
+from ipi_jlcdm.geometry_io import Frame, read_frames
 from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import OneShotEngine
+from ipi_jlcdm.oneshot import FORCE_ROUTES, OneShotEngine
 from ipi_jlcdm.scf_engine import SCFEngine
+from ipi_jlcdm.units import BOHR_PER_ANGSTROM
+
+#: Distance between the copies of ``--replicas`` (angstrom).
+REPLICA_SHIFT_ANGSTROM = 7.0
 
 
 def main() -> None:
@@ -28,21 +36,27 @@ def main() -> None:
     parser.add_argument("--xyz", default="inputs/uracil/uracil.xyz")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--grid-level", type=int, default=None)
+    parser.add_argument("--forces", choices=FORCE_ROUTES, default="orbital", help="one-shot force route")
+    parser.add_argument("--replicas", type=int, default=1, help="copies of the molecule (timing of larger systems)")
     args = parser.parse_args()
     model = JLCDModel.load(args.model)
     level = model.level if args.grid_level is None else replace(model.level, grid_level=args.grid_level)
     frame = read_frames(args.xyz)[0]
+    if args.replicas > 1:
+        shift = REPLICA_SHIFT_ANGSTROM * BOHR_PER_ANGSTROM / np.sqrt(3.0)
+        frame = Frame(np.tile(frame.atomic_numbers, args.replicas),
+                      np.concatenate([frame.coords_bohr + k * shift for k in range(args.replicas)]))
     direction = np.random.default_rng(0).normal(size=frame.coords_bohr.shape)
     direction /= np.linalg.norm(direction)
     geometries = [frame.coords_bohr + 0.005 * k * direction for k in range(args.steps + 1)]
     z = frame.atomic_numbers
 
-    one_shot = OneShotEngine(model, level)
+    one_shot = OneShotEngine(model, level, forces=args.forces)
     one_shot.compute(z, geometries[0])  # warm-up (SAD cache, imports)
     times, stages = [], {}
     for xyz in geometries[1:]:
         t0 = time.perf_counter()
-        one_shot.compute(z, xyz)
+        n_grid = int(one_shot.compute(z, xyz).info["n_grid"])
         times.append(time.perf_counter() - t0)
         for key, value in one_shot.timings.items():
             stages[key] = stages.get(key, 0.0) + value / args.steps
@@ -69,8 +83,9 @@ def main() -> None:
     grad.kernel()
     t_grad = time.perf_counter() - t0
 
-    print(f"molecule: {len(z)} atoms, grid level {level.grid_level}, {one_shot.last['mol'].nao} AOs, "
-          f"{int(stages and one_shot.compute(z, geometries[-1]).info['n_grid'])} grid points")
+    print(f"molecule: {len(z)} atoms ({args.replicas} copies), forces {args.forces}, "
+          f"grid level {level.grid_level}, {one_shot.last['mol'].nao} AOs, "
+          f"{n_grid} grid points")
     print("one-shot stages (s/step): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
     print(f"one-shot step           {t_oneshot:8.2f} s")
     print(f"SCF + gradient step     {t_scf:8.2f} s   ({np.mean(cycles):.0f} SCF cycles, warm start)")
