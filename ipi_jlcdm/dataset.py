@@ -70,9 +70,13 @@ class ReferenceData:
 
 
 def build_reference_data(frames: list[Frame], indices: list[int], level: LevelOfTheory, output: str | Path,
-                         log=sys.stderr) -> ReferenceData:
+                         log=sys.stderr, append: bool = False) -> ReferenceData:
     """Run SCF + gradient on ``frames[i]`` for i in ``indices``, saving to ``output`` after each
-    frame. Frames already in ``output`` (same source index) are kept and skipped."""
+    frame. Frames already in ``output`` (same source index) are kept and skipped.
+
+    ``append``: the frames come from another geometry file (e.g. the driver's flagged frames) and
+    are added to ``output`` with new source indices; frames whose geometry ``output`` already holds
+    are skipped (so rerunning resumes)."""
     output = Path(output)
     done: dict[int, int] = {}
     data = None
@@ -89,6 +93,17 @@ def build_reference_data(frames: list[Frame], indices: list[int], level: LevelOf
                     forces=list(data.forces_hartree_per_bohr), dipole=list(data.dipole_ebohr),
                     gap=list(data.gap_hartree), dm=list(data.density_matrix), source=list(data.source_index))
     atomic_numbers = frames[indices[0]].atomic_numbers
+    if append and data is not None:
+        if not np.array_equal(data.atomic_numbers, atomic_numbers):
+            raise ValueError(f"{output} holds another molecule (Z={data.atomic_numbers.tolist()}) than the frames "
+                             f"to append (Z={atomic_numbers.tolist()})")
+        known = data.coords_bohr.reshape(len(data), -1)
+        new = [i for i in indices
+               if not np.any(np.all(np.isclose(known, frames[i].coords_bohr.ravel(), atol=1e-6), axis=1))]
+        offset = int(data.source_index.max()) + 1
+        frames = {offset + n: frames[i] for n, i in enumerate(new)}
+        indices, done = list(frames), {}
+        print(f"appending {len(indices)} new frames to {output} as source frames {offset}..", file=log)
     for i in indices:  # resuming is only safe on the same geometries
         if i in done and not np.allclose(data.coords_bohr[done[i]], frames[i].coords_bohr, atol=1e-8):
             raise ValueError(f"{output} holds a different geometry for frame {i}: it was built from another "

@@ -12,9 +12,11 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+from .geometry_io import format_xyz_frame
 from .ipi_socket import IPIConnectionClosed, IPISocket, header
 from .results import EngineResult
 
@@ -55,10 +57,29 @@ def force_payload(result: EngineResult, n_atoms: int, extras: str) -> bytes:
                      np.int32(len(body)).astype("<i4").tobytes(), body])
 
 
+class FlaggedFrameLog:
+    """Appends the geometry of every step computed by SCF fallback to an XYZ file (angstrom; the comment
+    gives step, bead and residual): candidates for retraining, added to a training set by
+    ``ipi-jlcdm dataset FILE -o DATA.npz --append``. The file is created at the first flagged step."""
+
+    def __init__(self, path: str | Path, atomic_numbers: np.ndarray):
+        self.path, self.atomic_numbers, self.count = Path(path), np.asarray(atomic_numbers), 0
+
+    def record(self, positions_bohr: np.ndarray, result, step: int, bead: int) -> None:
+        if not result.info.get("fallback"):
+            return
+        comment = f"flagged step={step} bead={bead} residual={result.residual:.5f} (SCF fallback) angstrom"
+        with open(self.path, "a") as f:
+            f.write(format_xyz_frame(self.atomic_numbers, positions_bohr, comment))
+        self.count += 1
+
+
 class DriverLoop:
     """Serves one i-PI connection until EXIT or end of file."""
 
-    def __init__(self, sock: IPISocket, compute: ComputeFunction, n_atoms: int, engine_name: str, log=sys.stderr):
+    def __init__(self, sock: IPISocket, compute: ComputeFunction, n_atoms: int, engine_name: str, log=sys.stderr,
+                 flagged: FlaggedFrameLog | None = None):
+        self.flagged = flagged
         self.sock = sock
         self.compute = compute
         self.n_atoms = n_atoms
@@ -109,7 +130,8 @@ class DriverLoop:
     def summary(self) -> str:
         """One line: SCF fallbacks and the worst reliability signals of the run."""
         w = self.worst
-        return (f"Reliability: {self.fallbacks} SCF fallbacks, max residual {w['max_residual']:.4f}, "
+        saved = f" (geometries in {self.flagged.path})" if self.flagged is not None and self.flagged.count else ""
+        return (f"Reliability: {self.fallbacks} SCF fallbacks{saved}, max residual {w['max_residual']:.4f}, "
                 f"min gap {w['min_gap_hartree']:.4f} Ha, max dipole change {w['max_dipole_change_ebohr']:.4f} e*bohr")
 
     def _init(self) -> None:
@@ -142,6 +164,8 @@ class DriverLoop:
         self.pending = force_payload(result, n_atoms, extras_json(result, elapsed, self.engine_name, change))
         self.steps += 1
         self.fallbacks += int(result.info.get("fallback", 0))
+        if self.flagged is not None:
+            self.flagged.record(positions, result, self.steps, self.bead)
         w = self.worst
         w["max_residual"] = max(w["max_residual"], result.residual)
         w["min_gap_hartree"] = min(w["min_gap_hartree"], result.gap)

@@ -3,6 +3,10 @@ is detected by its residual and the step is recomputed by SCF, giving SCF forces
 
 import numpy as np
 
+from ipi_jlcdm.cli.main import main
+from ipi_jlcdm.dataset import ReferenceData
+from ipi_jlcdm.driver import FlaggedFrameLog
+from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
 from ipi_jlcdm.level import LevelOfTheory
 from ipi_jlcdm.model import JLCDModel
 from ipi_jlcdm.oneshot import OneShotEngine
@@ -28,3 +32,33 @@ def test_poor_density_falls_back_to_scf():
     # a trained model stays below the threshold: no fallback, one-shot result
     good = OneShotEngine(trained, trained.level, fallback_residual=0.05).compute(z, xyz)
     assert good.info["fallback"] == 0 and good.residual < 0.05
+
+
+def test_flagged_frames_are_saved_and_appended_to_a_training_set(tmp_path):
+    """A fallback step's geometry is written by the driver's FlaggedFrameLog; `dataset --append` adds
+    it to an existing reference set (SCF labels equal to a direct SCF) and skips it on a rerun."""
+    trained = JLCDModel.load(WATER_MODEL)
+    poor = JLCDModel(trained.hyper, trained.species, 0.0 * trained.coefficients, trained.level)
+    z = np.array([8, 1, 1])
+    frames = water_frames(3, seed=21)
+    good, flagged = OneShotEngine(trained, trained.level, fallback_residual=0.05), FlaggedFrameLog(
+        tmp_path / "flagged.xyz", z)
+    flagged.record(frames[0], good.compute(z, frames[0]), step=1, bead=0)
+    assert not (tmp_path / "flagged.xyz").exists()  # nothing flagged, no file
+    guarded = OneShotEngine(poor, trained.level, fallback_residual=0.05)
+    for step, xyz in enumerate(frames[1:], 2):
+        flagged.record(xyz, guarded.compute(z, xyz), step=step, bead=0)
+    saved = read_frames(tmp_path / "flagged.xyz")
+    assert flagged.count == 2 and len(saved) == 2
+    np.testing.assert_allclose(saved[1].coords_bohr, frames[2], atol=1e-9)
+
+    base = tmp_path / "base.xyz"
+    base.write_text(format_xyz_frame(z, frames[0]))
+    data_file = str(tmp_path / "data.npz")
+    assert main(["dataset", str(base), "-o", data_file, "--grid-level", "2"]) == 0
+    for _ in range(2):  # the second run finds both frames present and adds nothing
+        assert main(["dataset", str(tmp_path / "flagged.xyz"), "-o", data_file, "--grid-level", "2", "--append"]) == 0
+        data = ReferenceData.load(data_file)
+        assert len(data) == 3 and list(data.source_index) == [0, 1, 2]
+    scf = SCFEngine(LevelOfTheory(grid_level=2), conv_tol=1e-10).compute(z, frames[2])
+    np.testing.assert_allclose(data.forces_hartree_per_bohr[2], scf.forces, atol=1e-6)

@@ -18,6 +18,9 @@ def add_parser(sub, name: str) -> None:
                    "or rMD17 .npz")
     p.add_argument("-o", "--output", required=True, help="output npz file")
     p.add_argument("--frames", default=None, help="frame selection: 'START:STOP[:STEP]' or 'i,j,k' (default all)")
+    p.add_argument("--append", action="store_true",
+                   help="add the frames (e.g. the driver's flagged frames) to an existing OUTPUT with new source "
+                   "indices, skipping geometries it already holds")
     p.add_argument("--xc", default="PBE")
     p.add_argument("--basis", default="def2-svp")
     p.add_argument("--auxbasis", default="def2-universal-jfit")
@@ -31,5 +34,5 @@ def run(args: argparse.Namespace) -> int:
     indices = parse_frame_selection(args.frames, len(frames))
     level = LevelOfTheory(xc=args.xc, basis=args.basis, auxbasis=args.auxbasis, charge=args.charge,
                           grid_level=args.grid_level)
-    build_reference_data(frames, indices, level, args.output)
+    build_reference_data(frames, indices, level, args.output, append=args.append)
     return 0

@@ -6,11 +6,14 @@ import argparse
 import os
 import sys
 
-from ..driver import EXIT_ERROR, DriverLoop
+from ..driver import EXIT_ERROR, DriverLoop, FlaggedFrameLog
 from ..engines import add_engine_arguments, engine_from_arguments, molecule_atomic_numbers
 from ..ipi_socket import DEFAULT_UNIX_PREFIX, IPISocket
 from ..model import JLCDModel
 from ..parallel import world
+
+#: Where the driver saves the geometries of flagged (SCF fallback) steps by default.
+DEFAULT_FLAGGED_XYZ = "jlcdm_flagged.xyz"
 
 #: For tests of the MPI error path: this rank raises at its first step.
 FAULT_RANK_VARIABLE = "IPI_JLCDM_FAULT_RANK"
@@ -31,6 +34,10 @@ def add_parser(sub, name: str) -> None:
                    help=f"unix socket path prefix (default {DEFAULT_UNIX_PREFIX}, i-PI's default)")
     p.add_argument("--structure", default=None,
                    help="XYZ file giving the atoms in i-PI's order (default: the model's training molecule)")
+    p.add_argument("--flagged-xyz", default=DEFAULT_FLAGGED_XYZ,
+                   help="append the geometry of every SCF-fallback step to this XYZ file (created at the first one; "
+                   f"default {DEFAULT_FLAGGED_XYZ}; '' to disable); add them to a training set with "
+                   "'ipi-jlcdm dataset FILE -o DATA.npz --append'")
     p.add_argument("--connect-timeout-s", type=float, default=600.0, help="give up connecting after this (s)")
     p.set_defaults(func=run)
 
@@ -74,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
             sock.drain_and_close()
             comm.abort(EXIT_ERROR)
 
-    code = DriverLoop(sock, compute, len(atomic_numbers), args.engine).run()
+    flagged = FlaggedFrameLog(args.flagged_xyz, atomic_numbers) if args.flagged_xyz else None
+    code = DriverLoop(sock, compute, len(atomic_numbers), args.engine, flagged=flagged).run()
     comm.bcast(("stop", code))
     return code
 
