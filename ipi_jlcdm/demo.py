@@ -22,7 +22,8 @@ def packaged_inputs(name: str = "uracil") -> Path:
 
 
 def run_demo(output_dir: Path, nvt_steps: int, nve_steps: int, engine: str = "jlcdm", model: str = "uracil",
-             grid_level: int | None = None, log=sys.stderr, timeout_s: float = 24 * 3600.0) -> dict[str, Path]:
+             grid_level: int | None = None, log=sys.stderr, timeout_s: float = 24 * 3600.0,
+             forces: str = "orbital") -> dict[str, Path]:
     """Run NVT then NVE (from the NVT checkpoint) and the IR spectrum; returns the output files."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -32,9 +33,12 @@ def run_demo(output_dir: Path, nvt_steps: int, nve_steps: int, engine: str = "jl
     configure_input(inputs / "nvt.xml", output_dir / "nvt.xml", nvt_steps, address)
     configure_input(inputs / "nve.xml", output_dir / "nve.xml", nve_steps, address)
     extra = ["--grid-level", str(grid_level)] if grid_level is not None else []
+    if engine == "jlcdm":
+        extra += ["--forces", forces]
     cmd = driver_command(address, engine, model, extra)
     t0 = time.perf_counter()
-    print(f"demo: uracil, engine {engine}, model {model}, outputs in {output_dir}/", file=log, flush=True)
+    print(f"demo: uracil, engine {engine} (forces {forces}), model {model}, outputs in {output_dir}/",
+          file=log, flush=True)
     print(f"demo: NVT 300 K, {nvt_steps} steps of {TIMESTEP_FS} fs (i-PI + ipi-jlcdm driver) ...", file=log, flush=True)
     run_ipi_with_driver(output_dir, "nvt.xml", address, cmd, timeout_s, tag="nvt")
     print(f"demo: NVT done ({time.perf_counter() - t0:.0f} s); NVE {nve_steps} steps from nvt.chk ...",

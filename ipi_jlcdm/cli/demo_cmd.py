@@ -9,6 +9,7 @@ from pathlib import Path
 from ..demo import run_demo
 from ..engines import ENGINES
 from ..ipi_run import RunFailed
+from ..oneshot import FORCE_ROUTES
 
 
 def add_parser(sub, name: str) -> None:
@@ -22,12 +23,15 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--engine", choices=ENGINES, default="jlcdm", help="jlcdm (default) or scf (plain AIMD)")
     p.add_argument("--model", default="uracil", help="model (default: the shipped uracil model)")
     p.add_argument("--grid-level", type=int, default=None, help="PySCF grids.level (default: the model's)")
+    p.add_argument("--forces", choices=FORCE_ROUTES, default="orbital",
+                   help="jlcdm force route (default orbital; harris-foulkes: energy-conserving, slower)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        run_demo(Path(args.output_dir), args.nvt_steps, args.nve_steps, args.engine, args.model, args.grid_level)
+        run_demo(Path(args.output_dir), args.nvt_steps, args.nve_steps, args.engine, args.model, args.grid_level,
+                 forces=args.forces)
     except RunFailed as err:
         print(f"ipi-jlcdm demo: error: {err}", file=sys.stderr)
         return 1
