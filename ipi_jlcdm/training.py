@@ -81,6 +81,14 @@ class NormalEquations:
         self.yy += float(w @ (y * y))
         self.n_samples += len(y)
 
+    def __iadd__(self, other: NormalEquations) -> NormalEquations:
+        """Pool the sums of another set of samples (e.g. of another frame)."""
+        self.gram += other.gram
+        self.rhs += other.rhs
+        self.yy += other.yy
+        self.n_samples += other.n_samples
+        return self
+
     def error(self, beta: np.ndarray) -> float:
         """Weighted squared error sum_s w_s (x_s.beta - y_s)^2."""
         return float(beta @ self.gram @ beta - 2.0 * beta @ self.rhs + self.yy)
