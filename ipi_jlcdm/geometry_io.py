@@ -93,13 +93,17 @@ def read_frames(path: str | Path) -> list[Frame]:
 
 
 def parse_frame_selection(spec: str | None, n_total: int) -> list[int]:
-    """Indices from a selection like '0:24', '0:100:4', '3,7,9' or None (all)."""
+    """Indices from a selection like '0:24', '0:100:4', '3,7,9', '0:32,44:60' or None (all)."""
     if spec is None or spec == "":
         return list(range(n_total))
-    if ":" in spec:
-        parts = [int(p) if p else None for p in spec.split(":")]
-        return list(range(n_total))[slice(*parts)]
-    return [int(p) for p in spec.split(",")]
+    indices = []
+    for part in spec.split(","):
+        if ":" in part:
+            bounds = [int(p) if p else None for p in part.split(":")]
+            indices += list(range(n_total))[slice(*bounds)]
+        else:
+            indices.append(int(part))
+    return indices
 
 
 def format_extxyz_frame(atomic_numbers: np.ndarray, coords_bohr: np.ndarray, forces_ev_per_angstrom: np.ndarray,

@@ -8,6 +8,7 @@ import sys
 
 from ..dataset import ReferenceData
 from ..descriptor import JLHyperparameters
+from ..geometry_io import parse_frame_selection
 from ..training import train_model
 from ..units import BOHR_PER_ANGSTROM
 from ..validation import format_table, summarize, validate_model
@@ -31,6 +32,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--points-per-frame", type=int, default=3000, help="sampled grid points per frame (default 3000)")
     p.add_argument("--validation-frames", type=int, default=4, help="frames that choose the ridge (default 4)")
     p.add_argument("--test-frames", type=int, default=4, help="held-out frames for reported errors (default 4)")
+    p.add_argument("--frames-train", default=None, help="explicit training frames of DATA, e.g. '0:32,44:140' "
+                   "(with --frames-validation and --frames-test; default: the frames before the held-out ones)")
+    p.add_argument("--frames-validation", default=None, help="explicit frames that choose the ridge, e.g. '32:36'")
+    p.add_argument("--frames-test", default=None, help="explicit held-out test frames, e.g. '36:44'")
     p.add_argument("--max-train-frames", type=int, default=None, help="use at most this many training frames")
     p.add_argument("--grid-level", type=int, default=None, help="grid level (default: the data's)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the point sampling")
@@ -48,6 +53,14 @@ def run(args: argparse.Namespace) -> int:
     train_idx = list(range(n - n_hold))[: args.max_train_frames]
     validation_idx = list(range(n - n_hold, n - args.test_frames))
     test_idx = list(range(n - args.test_frames, n))
+    explicit = (args.frames_train, args.frames_validation, args.frames_test)
+    if any(explicit):
+        if not all(explicit):
+            raise ValueError("give all three of --frames-train, --frames-validation and --frames-test")
+        train_idx, validation_idx, test_idx = (parse_frame_selection(s, n) for s in explicit)
+        train_idx = train_idx[: args.max_train_frames]
+        if set(train_idx) & (set(validation_idx) | set(test_idx)) or set(validation_idx) & set(test_idx):
+            raise ValueError("training, validation and test frames must not overlap")
     hyper = JLHyperparameters(r_cut=args.r_cut_angstrom * BOHR_PER_ANGSTROM,
                               r_min=args.r_min_angstrom * BOHR_PER_ANGSTROM, n1=args.n1, n2=args.n2,
                               l_max=args.l_max, alpha=args.alpha, beta=args.beta)
