@@ -94,43 +94,42 @@ def main():
     rng = np.random.default_rng(0)
     tr, va, te = (parse_frame_selection(s, len(data)) for s in (args.train, args.val, args.test))
     t0 = time.time()
-    per_frame = {}
-    for k in tr + va:
+
+    def add_frame(sums: NormalEquations, k: int) -> None:
         g = frame_grid(data, k, lvl)
         idx, w = sample_points(g, args.points, rng)
-        x = feats(blocks, g.coords[idx], z, data.coords_bohr[k], g.rho_sad[idx])
-        ne = NormalEquations.zeros(nfeat)
-        ne.add(x, g.drho[idx], w)
-        per_frame[k] = ne
-    print(f"{args.config}: {nfeat} features, sums built in {time.time() - t0:.0f} s", flush=True)
+        sums.add(feats(blocks, g.coords[idx], z, data.coords_bohr[k], g.rho_sad[idx]), g.drho[idx], w)
+
+    # memory: two (n_features)^2 matrices; training frames are added in order and the model is
+    # solved whenever the count reaches a point of the learning curve
     val = NormalEquations.zeros(nfeat)
     for k in va:
-        val += per_frame[k]
+        add_frame(val, k)
     grids = {k: frame_grid(data, k, lvl) for k in te}
-    counts = [int(c) for c in args.curve.split(",")] if args.curve else [len(tr)]
-    out = []
-    for n in counts:
-        trn = NormalEquations.zeros(nfeat)
-        for k in tr[:n]:
-            trn += per_frame[k]
+    counts = sorted({int(c) for c in args.curve.split(",")}) if args.curve else [len(tr)]
+    trn = NormalEquations.zeros(nfeat)
+    for n_done, k in enumerate(tr, 1):
+        add_frame(trn, k)
+        if n_done not in counts:
+            continue
         beta, ridge = solve_chol(trn, val)
         errs = []
-        for k in te:
-            g = grids[k]
+        offsets = np.cumsum([0] + [d.n_features for d, _ in blocks])
+        for k_test in te:
+            g = grids[k_test]
             pred = np.zeros(len(g.weights))
-            offsets = np.cumsum([0] + [d.n_features for d, _ in blocks])
             for (d, env), off in zip(blocks, offsets, strict=False):
                 cb = d.contract(beta[off:off + d.n_features])
-                r = d.predict(g.coords, z, data.coords_bohr[k], cb, gradient=False)[0]
+                r = d.predict(g.coords, z, data.coords_bohr[k_test], cb, gradient=False)[0]
                 pred += r if env is None else r * np.maximum(g.rho_sad, 0) ** env
-            ne_ = round(float(g.weights @ g.rho_scf))
+            n_elec = round(float(g.weights @ g.rho_scf))
             rho_in = g.rho_sad + pred
-            rho_in *= ne_ / float(g.weights @ rho_in)
-            errs.append(100 * float(np.abs(g.weights) @ np.abs(rho_in - g.rho_scf)) / ne_)
-        row = dict(config=args.config, n_features=nfeat, train_frames=n, points=args.points, ridge=ridge,
-                   test_err_percent=[round(e, 3) for e in errs], mean=round(float(np.mean(errs)), 3))
+            rho_in *= n_elec / float(g.weights @ rho_in)
+            errs.append(100 * float(np.abs(g.weights) @ np.abs(rho_in - g.rho_scf)) / n_elec)
+        row = dict(config=args.config, n_features=nfeat, train_frames=n_done, points=args.points, ridge=ridge,
+                   test_err_percent=[round(e, 3) for e in errs], mean=round(float(np.mean(errs)), 3),
+                   elapsed_s=round(time.time() - t0))
         print(json.dumps(row), flush=True)
-        out.append(row)
     print(f"total {time.time() - t0:.0f} s", file=sys.stderr)
 
 
