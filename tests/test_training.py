@@ -8,6 +8,7 @@ import pytest
 
 from ipi_jlcdm.cli.main import main
 from ipi_jlcdm.dataset import ReferenceData
+from ipi_jlcdm.geometry_io import parse_frame_selection
 from ipi_jlcdm.model import JLCDModel
 from ipi_jlcdm.oneshot import OneShotEngine
 from ipi_jlcdm.training import frame_grid, sample_points
@@ -54,11 +55,23 @@ def test_importance_weights_integrate_the_density(water_data):
         np.abs(grid.weights) @ np.abs(grid.drho))
 
 
+def test_frame_selections():
+    assert parse_frame_selection("0:3,7,10:14:2", 20) == [0, 1, 2, 7, 10, 12]
+    assert parse_frame_selection(None, 3) == [0, 1, 2]
+    assert parse_frame_selection("-2:", 5) == [3, 4]
+
+
+def test_train_refuses_overlapping_frame_sets(water_data, tmp_path, capsys):
+    assert main(["train", str(water_data / "water.npz"), "-o", str(tmp_path / "m.npz"), "--frames-train", "0:10",
+                 "--frames-validation", "9:11", "--frames-test", "12:14"]) == 2
+    assert "must not overlap" in capsys.readouterr().err
+
+
 def test_train_then_eval(water_data, tmp_path):
     model_path = tmp_path / "water_model.npz"
     assert main(["train", str(water_data / "water.npz"), "-o", str(model_path), "--n1", "25", "--n2", "10",
                  "--l-max", "5", "--r-cut-angstrom", "3.0", "--points-per-frame", "1500",
-                 "--validation-frames", "2", "--test-frames", "2"]) == 0
+                 "--frames-train", "0:4,4:10", "--frames-validation", "10,11", "--frames-test", "12:14"]) == 0
     provenance = json.loads(model_path.with_name("water_model.provenance.json").read_text())
     for row in provenance["test_frames"]:
         # the model must remove most of the error of the atomic superposition (vs the SCF density)
