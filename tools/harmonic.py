@@ -86,6 +86,22 @@ def intensities_km_per_mol(dipole_derivatives_au: np.ndarray) -> np.ndarray:
     return KM_PER_MOL_PER_D2_A2_AMU * np.einsum("kx,kx->k", d_per_a, d_per_a)
 
 
+def harmonic_samples(atomic_numbers, coords0, freq_cm1, modes, temperature_k: float, count: int,
+                     seed: int = 0) -> str:
+    """XYZ text of ``count`` geometries with normal coordinates q_k ~ N(0, kT / omega_k^2) (classical
+    harmonic Boltzmann distribution; q in amu^1/2 bohr, modes as from ``reference_modes``)."""
+    au2hz = (nist.HARTREE2J / (nist.ATOMIC_MASS * nist.BOHR_SI ** 2)) ** 0.5 / (2 * np.pi)
+    omega_au = freq_cm1 * 1e2 * nist.LIGHT_SPEED_SI / au2hz  # sqrt(Ha / (bohr^2 amu))
+    kt = nist.BOLTZMANN * temperature_k / nist.HARTREE2J
+    rng = np.random.default_rng(seed)
+    frames = []
+    for n in range(count):
+        q = rng.normal(size=len(freq_cm1)) * np.sqrt(kt) / omega_au
+        coords = coords0 + np.einsum("k,kax->ax", q, modes)
+        frames.append(format_xyz_frame(atomic_numbers, coords, f"harmonic sample {n} at {temperature_k:g} K, angstrom"))
+    return "".join(frames)
+
+
 class Progress:
     """Finite-difference results saved after every displacement (resumable): SCF dipoles in one
     file, the model's forces and dipoles in a file named after the model's coefficient hash."""
@@ -119,6 +135,10 @@ def main() -> int:
                         help=f"largest atomic displacement of a finite-difference step (default {DEFAULT_STEP_BOHR})")
     parser.add_argument("--forces", choices=FORCE_ROUTES, default="orbital", help="the model's force route")
     parser.add_argument("--gtol", type=float, default=2e-5, help="optimization: max |gradient| Ha/bohr")
+    parser.add_argument("--sample", nargs=2, metavar=("TEMPERATURE_K", "N"), default=None,
+                        help="instead of the comparison: write N geometries drawn from the classical harmonic "
+                        "Boltzmann distribution at TEMPERATURE_K around the minimum (OUT/samples_<T>K.xyz; "
+                        "independent test frames at a chosen temperature)")
     parser.add_argument("--min-wavenumber", type=float, default=1000.0,
                         help="summary over modes above this frequency (cm^-1; default 1000)")
     args = parser.parse_args()
@@ -146,6 +166,12 @@ def main() -> int:
         np.savez(reference_file, freq_cm1=freq_ref, modes=modes, dm=dm0)
         log(f"analytic Hessian: {time.perf_counter() - t0:.0f} s")
     nmode, natm = len(freq_ref), len(atomic_numbers)
+    if args.sample is not None:
+        temperature, count = float(args.sample[0]), int(args.sample[1])
+        path = out / f"samples_{temperature:g}K.xyz"
+        path.write_text(harmonic_samples(atomic_numbers, coords0, freq_ref, modes, temperature, count))
+        log(f"wrote {count} harmonic samples at {temperature:g} K to {path}")
+        return 0
     steps = args.step_bohr / np.abs(modes).reshape(nmode, -1).max(axis=1)  # amu^1/2 bohr per mode
 
     progress = Progress(out, f'{model.metadata()["coefficients_sha256"][:12]}_{args.forces}', nmode, natm)
