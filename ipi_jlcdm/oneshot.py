@@ -8,7 +8,8 @@ DESIGN section 5. Per geometry:
   H = h_core + J + V_xc, HC = SCe once, aufbau (or Fermi-Dirac) occupations -> P_out
   E_HF = sum_i f_i e_i - E_H + E_xc - integral(v_xc rho_in) + E_nn      (Harris-Foulkes)
   with smearing at electronic temperature T the energy is the Mermin free energy E_HF - k T S
-  forces: PySCF's analytic RKS gradient on the one-shot orbitals (route a of DESIGN)
+  forces: PySCF's analytic RKS gradient on the one-shot orbitals (route a of DESIGN, default) or
+          the consistent derivative of E_HF (route b, ``hf_forces``)
   dipole from P_out (reported) and from rho_in (cross-check); gap; residual |rho_out - rho_in|/N_e.
 
 MPI (``parallel.world()``): every rank builds the molecule and grid, works on its slice of the
