@@ -100,13 +100,7 @@ class JLDescriptor:
         self.nr2 = hyper.n2 - 1
         self.nlm = n_lm(hyper.l_max)
         self._l_index = l_of_index(hyper.l_max)
-        # d S_m / d u = sum_k D[:, m, k] S_k couples degree l only to l - 1: keep the non-zero blocks,
-        # (2l+1, 3 (2l-1)) per l >= 1, so that contracting with it is one small product per l
-        gradient = gradient_operator(hyper.l_max)  # (3, nlm, nlm)
-        self._harmonic_gradient_blocks = [
-            (slice(l * l, (l + 1) ** 2), slice((l - 1) ** 2, l * l),
-             np.concatenate([gradient[x, l * l:(l + 1) ** 2, (l - 1) ** 2:l * l] for x in range(3)], axis=1))
-            for l in range(1, hyper.l_max + 1)]
+        self._harmonic_gradient = gradient_operator(hyper.l_max)  # (3, nlm, nlm)
         self._build_layout()
 
     # ---------------------------------------------------------------- layout
@@ -294,10 +288,7 @@ class JLDescriptor:
         radial = np.einsum("pn,mpn,pm->p", dj2, b, s, optimize=True) - np.einsum("pn,pn->p", dj2, self_proj)
         jb = np.einsum("pn,mpn->pm", j2, b, optimize=True)
         # sum_m JB_m dS_m/du = sum_k (JB D_x)_k S_k; minus the radial part l S_m u of d(S_m(u)/|u|^l)
-        jb_grad = np.zeros((len(r), 3))
-        for target, source, block in self._harmonic_gradient_blocks:
-            projected = (jb[:, target] @ block).reshape(len(r), 3, source.stop - source.start)
-            jb_grad += np.einsum("pxk,pk->px", projected, s[:, source])
+        jb_grad = np.stack([np.einsum("pk,pk->p", jb @ self._harmonic_gradient[x], s) for x in range(3)], axis=1)
         angular = ((jb_grad - unit * np.einsum("pm,m,pm->p", jb, self._l_index, s)[:, None])
                    / np.maximum(r, _TINY_DISTANCE)[:, None])
         one_body = np.einsum("pn,pn->p", dj1, coefs.one_body[pair_species])
