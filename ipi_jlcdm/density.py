@@ -74,3 +74,29 @@ class ExactDeformation:
         if gradient:
             return rho[0], rho[1:4].T
         return rho, None
+
+
+#: Index of d2 phi / dx_a dx_b in PySCF's deriv=2 AO array (xx, xy, xz, yy, yz, zz at 4..9).
+SECOND_DERIVATIVE = ((4, 5, 6), (5, 7, 8), (6, 8, 9))
+
+
+def add_density_response(per_ao: np.ndarray, ao: np.ndarray, dm: np.ndarray, wv: np.ndarray,
+                         phi_dm: np.ndarray | None = None) -> None:
+    """Accumulate the AO-resolved derivative of sum_g wv_g . (rho, grad rho)[dm](r_g) under moving
+    basis functions: per_ao (3, nao) += sum_g [d_x phi_mu (T dm)_mu + sum_j wv_j d_x d_j phi_mu (phi dm)_mu]
+    with T = wv_0 phi + sum_j wv_j d_j phi. The derivative for atom A is -2 sum_{mu in A} per_ao.
+    ao: (10, blk, nao) (deriv=2); wv: (4, blk) potential times weights."""
+    if phi_dm is None:
+        phi_dm = ao[0] @ dm
+    t_dm = (wv[0][:, None] * ao[0] + np.einsum("jg,jgi->gi", wv[1:4], ao[1:4])) @ dm
+    for x in range(3):
+        second = sum(wv[1 + j][:, None] * ao[SECOND_DERIVATIVE[x][j]] for j in range(3))
+        per_ao[x] += np.einsum("gi,gi->i", ao[1 + x], t_dm) + np.einsum("gi,gi->i", second, phi_dm)
+
+
+def per_atom(mol, per_ao: np.ndarray) -> np.ndarray:
+    """(natm, 3) = -2 sum over each atom's AOs of per_ao (3, nao)."""
+    out = np.zeros((mol.natm, 3))
+    for atom, (_, _, p0, p1) in enumerate(mol.aoslice_by_atom()):
+        out[atom] = -2.0 * per_ao[:, p0:p1].sum(axis=1)
+    return out

@@ -31,7 +31,7 @@ from pyscf.dft import numint
 from pyscf.dft.gen_grid import make_mask
 from pyscf.grad import rks as rks_grad
 
-from .density import ao_blocks, density_on_points, grid_points, sad_density_matrix
+from .density import add_density_response, ao_blocks, density_on_points, grid_points, per_atom, sad_density_matrix
 from .hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
 from .level import LevelOfTheory
 from .occupations import BOLTZMANN_HARTREE_PER_K, aufbau, fermi_dirac
@@ -290,10 +290,6 @@ def _grid_slice(grids, mol, coords: np.ndarray, weights: np.ndarray):
     return part
 
 
-#: Index of d2 phi / dx_a dx_b in PySCF's deriv=2 AO array (xx, xy, xz, yy, yz, zz at 4..9).
-_SECOND_DERIVATIVE = ((4, 5, 6), (5, 7, 8), (6, 8, 9))
-
-
 def _xc_gradient(mol, xc: str, coords: np.ndarray, weights: np.ndarray, dm: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
     """XC (Hellmann-Feynman) term of the GGA nuclear gradient dE_xc/dR over the given points,
@@ -313,15 +309,8 @@ def _xc_gradient(mol, xc: str, coords: np.ndarray, weights: np.ndarray, dm: np.n
         rho = numint.eval_rho(mol, ao[:4], dm, mask, "GGA")
         density[sl] = rho[0]
         wv = ni.eval_xc_eff(xc, rho, deriv=1, xctype="GGA")[1] * weights[sl]
-        phi_p = ao[0] @ dm
-        t_p = (wv[0][:, None] * ao[0] + np.einsum("jg,jgi->gi", wv[1:4], ao[1:4])) @ dm
-        for x in range(3):
-            second = sum(wv[1 + j][:, None] * ao[_SECOND_DERIVATIVE[x][j]] for j in range(3))
-            per_ao[x] += np.einsum("gi,gi->i", ao[1 + x], t_p) + np.einsum("gi,gi->i", second, phi_p)
-    gradient = np.zeros((mol.natm, 3))
-    for atom, (_, _, p0, p1) in enumerate(mol.aoslice_by_atom()):
-        gradient[atom] = -2.0 * per_ao[:, p0:p1].sum(axis=1)
-    return gradient, density
+        add_density_response(per_ao, ao, dm, wv)
+    return per_atom(mol, per_ao), density
 
 
 def _pyscf_xc_gradient(mol, xc: str, grids, dm: np.ndarray) -> np.ndarray:
