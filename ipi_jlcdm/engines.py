@@ -60,7 +60,7 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forces", choices=FORCE_ROUTES, default="orbital",
                    help="jlcdm force route: 'orbital' (default; PySCF's analytic gradient on the one-shot orbitals) "
                    "or 'harris-foulkes' (the exact derivative of the one-shot energy: energy-conserving MD, "
-                   "~2x the step time; see docs/VALIDATION.md)")
+                   "~2.5x the step time; see docs/VALIDATION.md)")
 
 
 def engine_from_arguments(args: argparse.Namespace):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ipi_jlcdm.ir import read_dipole_file
 from ipi_jlcdm.parallel import partition_grid
@@ -31,13 +32,15 @@ def mpi_env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def test_mpi_eval_equals_serial_eval(tmp_path):
+@pytest.mark.parametrize("forces", ["orbital", "harris-foulkes"])
+def test_mpi_eval_equals_serial_eval(tmp_path, forces):
     frames = water_frames(2, seed=5)
     with open(tmp_path / "in.xyz", "w") as f:
         for xyz in frames:
             f.write("3\nwater\n" + "".join(f"{s} {x:.10f} {y:.10f} {z:.10f}\n" for s, (x, y, z) in
                                             zip("OHH", xyz * ANGSTROM_PER_BOHR, strict=True)))
-    base = [sys.executable, "-m", "ipi_jlcdm.cli.main", "eval", "--model", str(WATER_MODEL), str(tmp_path / "in.xyz")]
+    base = [sys.executable, "-m", "ipi_jlcdm.cli.main", "eval", "--model", str(WATER_MODEL), "--forces", forces,
+            str(tmp_path / "in.xyz")]
     serial = subprocess.run([*base, "-o", str(tmp_path / "serial.extxyz")], capture_output=True, text=True,
                             timeout=300)
     assert serial.returncode == 0, serial.stderr
