@@ -2,8 +2,9 @@
 matrices, and deformation-density sources for the one-shot engine.
 
 A *deformation-density source* is any object with
-``deformation_density(points, atomic_numbers, atom_coords, gradient=True) -> (drho, grad_drho)``
-(shapes (npts,) and (npts, 3), e/bohr^3 and e/bohr^4): the JLCDM model, or the exact
+``deformation_density(points, atomic_numbers, atom_coords, gradient=True, rho_sad=None) -> (drho, grad_drho)``
+(shapes (npts,) and (npts, 3), e/bohr^3 and e/bohr^4; rho_sad (4, npts) is the SAD density and its
+gradient at the points, which models with an envelope block use): the JLCDM model, or the exact
 rho[P_SCF] - rho_SAD used to check the pipeline.
 """
 
@@ -67,7 +68,7 @@ class ExactDeformation:
         self.mol = mol
         self.ddm = np.asarray(dm) - sad_density_matrix(mol)
 
-    def deformation_density(self, points, atomic_numbers, atom_coords, gradient=True):
+    def deformation_density(self, points, atomic_numbers, atom_coords, gradient=True, rho_sad=None):
         if not np.allclose(atom_coords, self.mol.atom_coords()):
             raise ValueError("ExactDeformation is only valid at the geometry of its density matrix")
         rho = density_on_points(self.mol, self.ddm, points, gradient)

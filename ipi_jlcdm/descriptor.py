@@ -75,6 +75,25 @@ class JLHyperparameters:
 
 
 @dataclass
+class _ChunkGeometry:
+    """Pair data of one chunk of points (see ``JLDescriptor._pair_terms``) and A^Z (nlm, c, nsp*nr2)."""
+
+    c: int
+    natm: int
+    p_idx: np.ndarray
+    a_idx: np.ndarray
+    pair_species: np.ndarray
+    r: np.ndarray
+    unit: np.ndarray
+    j1: np.ndarray
+    dj1: np.ndarray
+    j2: np.ndarray
+    dj2: np.ndarray
+    s: np.ndarray
+    amp: np.ndarray
+
+
+@dataclass
 class ContractedCoefficients:
     """Model coefficients arranged for prediction without building features.
 
@@ -201,14 +220,26 @@ class JLDescriptor:
     def predict(self, points: np.ndarray, atomic_numbers: np.ndarray, atom_coords: np.ndarray,
                 coefs: ContractedCoefficients, gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Model density rho(g) (npts,) and, if ``gradient``, its gradient d rho / d r_g (npts, 3)."""
+        rho, grad = self.predict_mixed(points, atomic_numbers, atom_coords, [coefs], None, gradient)
+        return rho[0], grad
+
+    def predict_mixed(self, points: np.ndarray, atomic_numbers: np.ndarray, atom_coords: np.ndarray,
+                      coefs: list[ContractedCoefficients], mixing: np.ndarray | None = None, gradient: bool = True
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Several linear models f_k on the same features at once: their values (nch, npts) and, if
+        ``gradient``, the gradient (npts, 3) of sum_k m_k(g) f_k(g) at fixed mixing weights m
+        (``mixing`` (nch, npts); default all ones). The pair terms, species sums and the derivative
+        pass are shared; each extra model costs one contraction."""
         points = np.asarray(points, dtype=float)
         spec = self.species_indices(atomic_numbers)
-        rho = np.zeros(len(points))
+        if mixing is None:
+            mixing = np.ones((len(coefs), len(points)))
+        rho = np.zeros((len(coefs), len(points)))
         grad = np.zeros((len(points), 3)) if gradient else None
         for chunk in self._chunks(len(points)):
-            r, g, _ = self._predict_chunk(points[chunk], spec, np.asarray(atom_coords, float), coefs,
-                                          gradient, False)
-            rho[chunk] = r
+            geometry = self._chunk_geometry(points[chunk], spec, np.asarray(atom_coords, float))
+            r, g, _ = self._predict_chunk(geometry, coefs, mixing[:, chunk], gradient, False)
+            rho[:, chunk] = r
             if gradient:
                 grad[chunk] = g
         return rho, grad
@@ -225,8 +256,8 @@ class JLDescriptor:
         else:
             out = np.zeros((natm, 3))
         for chunk in self._chunks(len(points)):
-            _, _, per_atom = self._predict_chunk(points[chunk], spec, np.asarray(atom_coords, float), coefs,
-                                                 False, True)
+            geometry = self._chunk_geometry(points[chunk], spec, np.asarray(atom_coords, float))
+            _, _, per_atom = self._predict_chunk(geometry, [coefs], np.ones((1, geometry.c)), False, True)
             for i, sel, g_i in per_atom:
                 if point_weights is None:
                     out[chunk.start + sel, i] = -g_i
@@ -248,42 +279,58 @@ class JLDescriptor:
         s = solid_harmonics(unit, h.l_max, gradient=False)
         return p_idx, a_idx, r, unit, j1, dj1, j2, dj2, s
 
-    def _predict_chunk(self, points, spec, atom_coords, coefs: ContractedCoefficients, want_grad: bool,
-                       want_atoms: bool):
-        """rho, grad rho and per-atom parts g_i = d rho / d r_g from atom i (so d rho / d R_i = -g_i).
-
-        Work is vectorized over all (point, atom) pairs of the chunk; the species sums A^Z are
-        batched matrix products over dense (point, atom) arrays.
-        """
+    def _chunk_geometry(self, points, spec, atom_coords) -> _ChunkGeometry:
+        """The coefficient-independent part of a chunk: pair terms and the species sums A^Z."""
         c, natm, nr2 = len(points), len(atom_coords), self.nr2
-        need_derivs = want_grad or want_atoms
         p_idx, a_idx, r, unit, j1, dj1, j2, dj2, s = self._pair_terms(points, atom_coords)
-        pair_species = spec[a_idx]
         j2_dense = np.zeros((c, natm, nr2))
         j2_dense[p_idx, a_idx] = j2
         s_dense = np.zeros((c, natm, self.nlm))
         s_dense[p_idx, a_idx] = s
-        kdim = self.nsp * nr2
-        amp = np.zeros((self.nlm, c, kdim))  # A^Z_{n,lm}(g) stored as [lm, g, Z*nr2 + n]
-        pair_value = np.einsum("pn,pn->p", j1, coefs.one_body[pair_species])
-        self_proj = np.empty_like(j2)  # Csum_s J2 per pair (the i = j term)
+        amp = np.zeros((self.nlm, c, self.nsp * nr2))  # A^Z_{n,lm}(g) stored as [lm, g, Z*nr2 + n]
         for a in range(self.nsp):
             atoms = np.nonzero(spec == a)[0]
-            if atoms.size == 0:
-                continue
-            amp_a = np.matmul(s_dense[:, atoms].transpose(0, 2, 1), j2_dense[:, atoms])  # (c, nlm, nr2)
-            amp[:, :, a * nr2:(a + 1) * nr2] = amp_a.transpose(1, 0, 2)
-            mask = pair_species == a
-            self_proj[mask] = j2[mask] @ coefs.self_term[a]
-        pair_value -= np.einsum("pn,pn->p", self_proj, j2)
-        rho = np.bincount(p_idx, weights=pair_value, minlength=c).astype(float)  # int if no pairs
-        contracted = np.empty_like(amp)  # B = C_l A_l: one matrix product per l
-        for l in range(self.hyper.l_max + 1):
-            lm = slice(l * l, (l + 1) ** 2)
-            contracted[lm] = (amp[lm].reshape(-1, kdim) @ coefs.two_body[l]).reshape(2 * l + 1, c, kdim)
-        rho += np.einsum("mck,mck->c", amp, contracted)
+            if atoms.size:
+                amp_a = np.matmul(s_dense[:, atoms].transpose(0, 2, 1), j2_dense[:, atoms])  # (c, nlm, nr2)
+                amp[:, :, a * nr2:(a + 1) * nr2] = amp_a.transpose(1, 0, 2)
+        return _ChunkGeometry(c, natm, p_idx, a_idx, spec[a_idx], r, unit, j1, dj1, j2, dj2, s, amp)
+
+    def _predict_chunk(self, geo: _ChunkGeometry, channels: list[ContractedCoefficients], mixing: np.ndarray,
+                       want_grad: bool, want_atoms: bool):
+        """Values (nch, c) of the models ``channels``; gradient of sum_k m_k f_k (c, 3) at fixed
+        mixing weights m (nch, c); per-atom parts g_i of that sum (d/d R_i = -g_i).
+
+        Work is vectorized over all (point, atom) pairs of the chunk; the species sums A^Z are
+        batched matrix products over dense (point, atom) arrays (``_chunk_geometry``). The
+        derivative pass is linear in the contracted coefficients, so it runs once on their mix.
+        """
+        c, natm, nr2, kdim = geo.c, geo.natm, self.nr2, self.nsp * self.nr2
+        p_idx, a_idx, pair_species, r, unit = geo.p_idx, geo.a_idx, geo.pair_species, geo.r, geo.unit
+        j1, dj1, j2, dj2, s, amp = geo.j1, geo.dj1, geo.j2, geo.dj2, geo.s, geo.amp
+        need_derivs = want_grad or want_atoms
+        values = np.zeros((len(channels), c))
+        contracted = np.zeros_like(amp) if need_derivs else None  # sum_k m_k C_l A_l
+        self_proj = np.zeros_like(j2)  # sum_k m_k Csum_s J2 per pair (the i = j term)
+        one_body_coefs = np.zeros_like(j1)  # sum_k m_k one-body coefficients per pair
+        for k, coefs in enumerate(channels):
+            proj = np.empty_like(j2)
+            for a in range(self.nsp):
+                mask = pair_species == a
+                proj[mask] = j2[mask] @ coefs.self_term[a]
+            pair_value = np.einsum("pn,pn->p", j1, coefs.one_body[pair_species]) - np.einsum("pn,pn->p", proj, j2)
+            values[k] = np.bincount(p_idx, weights=pair_value, minlength=c)
+            contracted_k = np.empty_like(amp)  # B = C_l A_l: one matrix product per l
+            for l in range(self.hyper.l_max + 1):
+                lm = slice(l * l, (l + 1) ** 2)
+                contracted_k[lm] = (amp[lm].reshape(-1, kdim) @ coefs.two_body[l]).reshape(2 * l + 1, c, kdim)
+            values[k] += np.einsum("mck,mck->c", amp, contracted_k)
+            if need_derivs:
+                pair_mix = mixing[k, p_idx]
+                contracted += mixing[k][None, :, None] * contracted_k
+                self_proj += pair_mix[:, None] * proj
+                one_body_coefs += pair_mix[:, None] * coefs.one_body[pair_species]
         if not need_derivs:
-            return rho, None, None
+            return values, None, None
         b = contracted.reshape(self.nlm, c, self.nsp, nr2)[:, p_idx, pair_species]  # (nlm, npair, nr2)
         radial = np.einsum("pn,mpn,pm->p", dj2, b, s, optimize=True) - np.einsum("pn,pn->p", dj2, self_proj)
         jb = np.einsum("pn,mpn->pm", j2, b, optimize=True)
@@ -291,7 +338,7 @@ class JLDescriptor:
         jb_grad = np.stack([np.einsum("pk,pk->p", jb @ self._harmonic_gradient[x], s) for x in range(3)], axis=1)
         angular = ((jb_grad - unit * np.einsum("pm,m,pm->p", jb, self._l_index, s)[:, None])
                    / np.maximum(r, _TINY_DISTANCE)[:, None])
-        one_body = np.einsum("pn,pn->p", dj1, coefs.one_body[pair_species])
+        one_body = np.einsum("pn,pn->p", dj1, one_body_coefs)
         g_pair = (2.0 * radial + one_body)[:, None] * unit + 2.0 * angular
         grad = None
         if want_grad:
@@ -300,4 +347,4 @@ class JLDescriptor:
         per_atom = None
         if want_atoms:
             per_atom = [(i, p_idx[a_idx == i], g_pair[a_idx == i]) for i in range(natm) if np.any(a_idx == i)]
-        return rho, grad, per_atom
+        return values, grad, per_atom

@@ -15,7 +15,9 @@ with M = (P|Q), d_in = M^-1 b_in, b = (Q|rho), Dd = d_out - d_in, f_xc the GGA k
 the first-order correction that the orbital gradient (route a) misses. d rho_in / dR has three
 parts: rho_SAD (atomic basis functions move: AO-derivative quadrature with P_SAD, and the analytic
 3-centre derivative for (Q|rho_SAD)), the model (its atom derivatives, ``deformation_density_vjp``)
-and the normalization s (a constant shift of the potential). (Q|drho) moves with the auxiliary
+and the normalization s (a constant shift of the potential). A model with an envelope block
+(drho = f_0 + e(rho_SAD) f_1) moves with rho_SAD too: ``EnvelopeResponse.sad_potential`` turns the
+potential on drho into one on rho_SAD. (Q|drho) moves with the auxiliary
 functions: sum_g w_g drho dV_Q/dR_Q = + sum_g w_g V_Q grad drho (integration by parts).
 """
 
@@ -36,13 +38,14 @@ from .density import add_density_response, ao_blocks, per_atom
 class OneShotState:
     """What the consistent gradient needs from a one-shot step (this rank's grid points).
 
-    coords (npts, 3) bohr, weights (npts,), rho_in (4, npts) scaled density and gradient, scale s,
-    dm_sad, dm_out (nao, nao), orbitals, and the CoulombFit (with kept potentials).
+    coords (npts, 3) bohr, weights (npts,), rho_in and rho_sad (4, npts) (rho_in scaled) density and
+    gradient, scale s, dm_sad, dm_out (nao, nao), orbitals, and the CoulombFit (with kept potentials).
     """
 
     coords: np.ndarray
     weights: np.ndarray
     rho_in: np.ndarray
+    rho_sad: np.ndarray
     scale: float
     dm_sad: np.ndarray
     dm_out: np.ndarray
@@ -100,11 +103,16 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> 
 
     ni = numint.NumInt()
     npts = len(weights)
+    v_delta = np.zeros(npts)  # sum_Q Dd_Q V_Q(r_g), where drho != 0
+    for idx, v_aux in fit.potentials:
+        v_delta[idx] = delta @ v_aux
+    z, atom_coords = mol.atom_charges(), mol.atom_coords()
+    env = getattr(source, "envelope_response", lambda *args: None)(coords, z, atom_coords, state.rho_sad)
     u_xc = np.empty((4, npts))  # f_xc[rho_in] (rho_out - rho_in)
     rho_out = np.empty(npts)
     per_ao_out = np.zeros((3, mol.nao))  # v_xc[rho_in] against d rho_out / dR
-    per_ao_sad = np.zeros((3, mol.nao))  # s u_xc against d rho_SAD / dR
-    per_ao_count = np.zeros((3, mol.nao))  # w against d rho_SAD / dR (normalization)
+    per_ao_sad = np.zeros((3, mol.nao))  # s u_xc (+ envelope terms) against d rho_SAD / dR
+    per_ao_count = np.zeros((3, mol.nao))  # w (+ envelope term) against d rho_SAD / dR (normalization)
     for sl, ao, mask in ao_blocks(mol, coords, 2):
         out_block = numint.eval_rho(mol, ao[:4], state.dm_out, mask, "GGA")
         rho_out[sl] = out_block[0]
@@ -113,9 +121,15 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> 
         w = weights[sl]
         add_density_response(per_ao_out, ao, state.dm_out, vxc * w)
         phi_sad = ao[0] @ state.dm_sad
-        add_density_response(per_ao_sad, ao, state.dm_sad, s * u_xc[:, sl] * w, phi_sad)
+        on_sad = s * u_xc[:, sl] * w
         count = np.zeros((4, len(w)))
         count[0] = w
+        if env is not None:  # the grid part of the potential on drho, through e(rho_SAD)
+            on_drho = on_sad.copy()
+            on_drho[0] += s * v_delta[sl] * w
+            on_sad += env.sad_potential(on_drho, sl)
+            count += env.sad_potential(count, sl)
+        add_density_response(per_ao_sad, ao, state.dm_sad, on_sad, phi_sad)
         add_density_response(per_ao_count, ao, state.dm_sad, count, phi_sad)
 
     # the normalization: dE/ds = K / s, ds/dR = -(s / Q) dQ/dR -> a constant -K/Q on the value channel
@@ -124,12 +138,9 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> 
     shift = -k_total * s / mol.nelectron  # -K / Q with Q = N / s
 
     potential = s * u_xc * weights
-    v_delta = np.zeros(npts)
-    for idx, v_aux in fit.potentials:
-        v_delta[idx] = delta @ v_aux
     potential[0] += (s * v_delta + shift) * weights
     gradient = (per_atom(mol, per_ao_out) + per_atom(mol, per_ao_sad) + shift * per_atom(mol, per_ao_count)
-                + source.deformation_density_vjp(coords, mol.atom_charges(), mol.atom_coords(), potential))
+                + source.deformation_density_vjp(coords, z, atom_coords, potential, rho_sad=state.rho_sad))
     if comm.rank == 0:
         gradient += core_gradient(mol, state.mo_energy, state.mo_coeff, state.mo_occ, state.dm_out)
         gradient += coulomb_gradient(mol, fit, state.dm_out, state.dm_sad, delta, s)

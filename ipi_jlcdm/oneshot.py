@@ -93,7 +93,8 @@ class OneShotEngine:
 
         rho_sad = density_on_points(mol, dm_sad, coords, gradient=True)
         timer.lap("rho_sad")
-        drho, grad_drho = self.source.deformation_density(coords, mol.atom_charges(), mol.atom_coords(), True)
+        drho, grad_drho = self.source.deformation_density(coords, mol.atom_charges(), mol.atom_coords(), True,
+                                                          rho_sad=rho_sad)
         timer.lap("model")
         rho_in = rho_sad.copy()
         rho_in[0] += drho
@@ -120,7 +121,8 @@ class OneShotEngine:
         e_band = float(mo_occ @ mo_energy)
         energy = e_band - coulomb.e_hartree + xc.e_xc - xc.v_rho + mol.energy_nuc() - smearing
         if consistent:  # the force passes evaluate rho_out too: use it for the residual
-            state = OneShotState(coords, weights, rho_in, scale, dm_sad, dm_out, mo_energy, mo_coeff, mo_occ, coulomb)
+            state = OneShotState(coords, weights, rho_in, rho_sad, scale, dm_sad, dm_out, mo_energy, mo_coeff,
+                                 mo_occ, coulomb)
             hf_gradient, rho_out = harris_foulkes_gradient(mol, self.level.xc, state, self.source, comm)
             timer.lap("forces")
         elif self.compute_forces:

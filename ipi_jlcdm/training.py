@@ -19,7 +19,7 @@ import numpy as np
 
 from .dataset import ReferenceData
 from .density import density_on_points, grid_points, sad_density_matrix
-from .descriptor import JLDescriptor, JLHyperparameters
+from .descriptor import JLHyperparameters
 from .model import JLCDModel
 
 RIDGE_GRID = tuple(10.0 ** k for k in range(-12, -1))
@@ -133,31 +133,35 @@ def density_error(model_or_none: JLCDModel | None, grid: FrameGrid, atomic_numbe
     n_elec = float(grid.weights @ grid.rho_scf)
     rho_in = grid.rho_sad.copy()
     if model_or_none is not None:
-        rho_in += model_or_none.deformation_density(grid.coords, atomic_numbers, atom_coords, gradient=False)[0]
+        rho_in += model_or_none.deformation_density(grid.coords, atomic_numbers, atom_coords, gradient=False,
+                                                    rho_sad=grid.rho_sad)[0]
     n_exact = round(n_elec)
     rho_in *= n_exact / float(grid.weights @ rho_in)
     return float(np.abs(grid.weights) @ np.abs(rho_in - grid.rho_scf)) / n_exact
 
 
 def train_model(data: ReferenceData, hyper: JLHyperparameters, train_idx: list[int], validation_idx: list[int],
-                points_per_frame: int = 3000, grid_level: int | None = None, seed: int = 0, log=sys.stderr
-                ) -> tuple[JLCDModel, TrainingReport]:
-    """Fit a JLCDM on frames ``train_idx`` of ``data``, choosing the ridge on ``validation_idx``."""
+                points_per_frame: int = 3000, grid_level: int | None = None, seed: int = 0, log=sys.stderr,
+                envelope_power: float | None = None) -> tuple[JLCDModel, TrainingReport]:
+    """Fit a JLCDM on frames ``train_idx`` of ``data``, choosing the ridge on ``validation_idx``;
+    ``envelope_power`` p adds the block rho_SAD^p x features (``model``)."""
     grid_level = data.level.grid_level if grid_level is None else grid_level
     species = sorted(set(int(z) for z in data.atomic_numbers))
-    descriptor = JLDescriptor(hyper, species)
+    level = replace(data.level, grid_level=grid_level)
+    layout = JLCDModel.untrained(hyper, species, level, envelope_power)  # the feature layout to fit
+    n_features = layout.n_features
     rng = np.random.default_rng(seed)
-    print(f"training: {descriptor.n_features} features, {len(train_idx)} training frames, "
+    envelope_text = "no envelope" if envelope_power is None else f"envelope rho_SAD^{envelope_power:.4g}"
+    print(f"training: {n_features} features ({envelope_text}), {len(train_idx)} training frames, "
           f"{len(validation_idx)} validation frames, {points_per_frame} points per frame, grid level {grid_level}",
           file=log, flush=True)
-    sums = {"train": NormalEquations.zeros(descriptor.n_features),
-            "validation": NormalEquations.zeros(descriptor.n_features)}
+    sums = {"train": NormalEquations.zeros(n_features), "validation": NormalEquations.zeros(n_features)}
     jobs = [("train", k) for k in train_idx] + [("validation", k) for k in validation_idx]
     for count, (role, k) in enumerate(jobs, 1):
         t0 = time.perf_counter()
         grid = frame_grid(data, k, grid_level)
         idx, weights = sample_points(grid, points_per_frame, rng)
-        x = descriptor.features(grid.coords[idx], data.atomic_numbers, data.coords_bohr[k])
+        x = layout.design_matrix(grid.coords[idx], data.atomic_numbers, data.coords_bohr[k], grid.rho_sad[idx])
         sums[role].add(x, grid.drho[idx], weights)
         print(f"  [{count}/{len(jobs)}] {role} frame {k} (source {int(data.source_index[k])}): "
               f"{len(grid.weights)} grid points, {time.perf_counter() - t0:.1f} s", file=log, flush=True)
@@ -167,9 +171,8 @@ def train_model(data: ReferenceData, hyper: JLHyperparameters, train_idx: list[i
     report = TrainingReport(ridge, {f"{r:.0e}": s for r, s in scores.items()},
                             [int(data.source_index[k]) for k in train_idx],
                             [int(data.source_index[k]) for k in validation_idx])
-    level = replace(data.level, grid_level=grid_level)
     model = JLCDModel(hyper, species, beta, level, training={
         "ridge": ridge, "points_per_frame": points_per_frame, "train_source_frames": report.train_frames,
         "validation_source_frames": report.validation_frames, "seed": seed},
-        molecule=[int(z) for z in data.atomic_numbers])
+        molecule=[int(z) for z in data.atomic_numbers], envelope_power=envelope_power)
     return model, report

@@ -18,7 +18,7 @@ from .ipi_helpers import WATER_MODEL
 
 def test_poor_density_falls_back_to_scf():
     trained = JLCDModel.load(WATER_MODEL)
-    poor = JLCDModel(trained.hyper, trained.species, 0.0 * trained.coefficients, trained.level)
+    poor = JLCDModel.untrained(trained.hyper, trained.species, trained.level)
     xyz = water_frames(1, seed=8)[0]
     z = np.array([8, 1, 1])
     plain = OneShotEngine(poor, trained.level).compute(z, xyz)
@@ -38,7 +38,7 @@ def test_flagged_frames_are_saved_and_appended_to_a_training_set(tmp_path):
     """A fallback step's geometry is written by the driver's FlaggedFrameLog; `dataset --append` adds
     it to an existing reference set (SCF labels equal to a direct SCF) and skips it on a rerun."""
     trained = JLCDModel.load(WATER_MODEL)
-    poor = JLCDModel(trained.hyper, trained.species, 0.0 * trained.coefficients, trained.level)
+    poor = JLCDModel.untrained(trained.hyper, trained.species, trained.level)
     z = np.array([8, 1, 1])
     frames = water_frames(3, seed=21)
     good, flagged = OneShotEngine(trained, trained.level, fallback_residual=0.05), FlaggedFrameLog(

@@ -95,8 +95,8 @@ def test_train_then_eval(water_data, tmp_path):
     assert len(frames) == 2
     # the atomic superposition alone (zero coefficients) through the same one-shot engine
     trained = JLCDModel.load(model_path)
-    sad_only = OneShotEngine(JLCDModel(trained.hyper, trained.species, 0 * trained.coefficients, trained.level),
-                             trained.level)
+    assert trained.envelope_power == pytest.approx(1 / 3)  # the default of 'ipi-jlcdm train'
+    sad_only = OneShotEngine(JLCDModel.untrained(trained.hyper, trained.species, trained.level), trained.level)
     for k, (keys, forces) in enumerate(frames):
         assert set(keys) == {"energy", "dipole", "gap", "residual", "fallback"}
         assert keys["fallback"] == 0  # a trained model stays below the default residual threshold

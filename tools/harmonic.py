@@ -139,6 +139,9 @@ def main() -> int:
                         help="instead of the comparison: write N geometries drawn from the classical harmonic "
                         "Boltzmann distribution at TEMPERATURE_K around the minimum (OUT/samples_<T>K.xyz; "
                         "independent test frames at a chosen temperature)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed of --sample (default 0; the shipped test samples; use others for training "
+                        "samples, written to OUT/samples_<T>K_seed<SEED>.xyz)")
     parser.add_argument("--min-wavenumber", type=float, default=1000.0,
                         help="summary over modes above this frequency (cm^-1; default 1000)")
     args = parser.parse_args()
@@ -168,8 +171,9 @@ def main() -> int:
     nmode, natm = len(freq_ref), len(atomic_numbers)
     if args.sample is not None:
         temperature, count = float(args.sample[0]), int(args.sample[1])
-        path = out / f"samples_{temperature:g}K.xyz"
-        path.write_text(harmonic_samples(atomic_numbers, coords0, freq_ref, modes, temperature, count))
+        suffix = f"_seed{args.seed}" if args.seed else ""
+        path = out / f"samples_{temperature:g}K{suffix}.xyz"
+        path.write_text(harmonic_samples(atomic_numbers, coords0, freq_ref, modes, temperature, count, args.seed))
         log(f"wrote {count} harmonic samples at {temperature:g} K to {path}")
         return 0
     steps = args.step_bohr / np.abs(modes).reshape(nmode, -1).max(axis=1)  # amu^1/2 bohr per mode

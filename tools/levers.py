@@ -9,8 +9,8 @@ scaling; here Cholesky solves at four ridges, picked on --val) and prints one JS
 training-set size with the density error integral |rho_in - rho_SCF| / N_e (percent) of every
 test frame on its full grid. Configurations (CONFIGS) are lists of descriptor blocks whose
 features are concatenated; a block with ``env`` p multiplies its features by rho_SAD^p (an
-envelope that keeps the model linear). Only the plain single-block form can be saved as a model
-file; the others are experiments.
+envelope that keeps the model linear). 'base' and 'env13' are the two forms a model file holds
+(``ipi-jlcdm train --envelope-power 0`` and the default 1/3); the others are experiments.
 """
 import argparse
 import json

@@ -29,6 +29,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--l-max", type=int, default=5, help="largest Legendre order (default 5)")
     p.add_argument("--alpha", type=float, default=7.0, help="Jacobi alpha (default 7)")
     p.add_argument("--beta", type=float, default=0.0, help="Jacobi beta (default 0)")
+    p.add_argument("--envelope-power", type=float, default=1 / 3,
+                   help="p of the envelope block rho_SAD^p x features, which follows the atomic densities "
+                   "(default 1/3; 0: no envelope block, half the features)")
     p.add_argument("--points-per-frame", type=int, default=3000, help="sampled grid points per frame (default 3000)")
     p.add_argument("--validation-frames", type=int, default=4, help="frames that choose the ridge (default 4)")
     p.add_argument("--test-frames", type=int, default=4, help="held-out frames for reported errors (default 4)")
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                               r_min=args.r_min_angstrom * BOHR_PER_ANGSTROM, n1=args.n1, n2=args.n2,
                               l_max=args.l_max, alpha=args.alpha, beta=args.beta)
     model, report = train_model(data, hyper, train_idx, validation_idx, args.points_per_frame, args.grid_level,
-                                args.seed)
+                                args.seed, envelope_power=args.envelope_power or None)
     print(f"validating on {len(test_idx)} held-out frames", file=sys.stderr, flush=True)
     rows = validate_model(model, data, test_idx, engine=not args.skip_engine_check)
     summary = summarize(rows)
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     path = model.save(args.output)
     provenance = {
         "model": path.name, "data": str(args.data), "level_of_theory": model.level.to_dict(),
-        "hyperparameters": model.hyper.to_dict(), "n_features": model.descriptor.n_features,
+        "hyperparameters": model.hyper.to_dict(), "n_features": model.n_features,
+        "envelope_power": model.envelope_power,
         "training": model.training, "validation_error_by_ridge": report.validation_rmse_by_ridge,
         "test_frames": rows, "test_summary": summary,
         "command": "ipi-jlcdm " + " ".join(sys.argv[1:]) if sys.argv else "",
