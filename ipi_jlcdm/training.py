@@ -22,7 +22,7 @@ from .density import density_on_points, grid_points, sad_density_matrix
 from .descriptor import JLHyperparameters
 from .model import JLCDModel
 
-RIDGE_GRID = tuple(10.0 ** k for k in range(-12, -1))
+RIDGE_GRID = tuple(10.0 ** k for k in range(-14, -1))
 INACTIVE_FEATURE_SCALE = 1e-9  # relative column norm below which a feature counts as absent
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from ipi_jlcdm.cli.main import main
 from ipi_jlcdm.dataset import ReferenceData
+from ipi_jlcdm.density import density_on_points, sad_density_matrix
 from ipi_jlcdm.geometry_io import parse_frame_selection
 from ipi_jlcdm.model import JLCDModel
 from ipi_jlcdm.oneshot import OneShotEngine
@@ -82,8 +83,12 @@ def test_train_then_eval(water_data, tmp_path):
     model = JLCDModel.load(model_path)
     points = np.random.default_rng(0).normal(size=(500, 3))
     atoms = ReferenceData.load(water_data / "water.npz").coords_bohr[0]
-    base = model.deformation_density(points, np.array([8, 1, 1]), atoms)[0]
-    moved = model.deformation_density(points, np.array([8, 1, 1]), atoms * (1 + 1e-12))[0]
+    def drho(coords):
+        mol = model.level.make_mol([8, 1, 1], coords)
+        rho_sad = density_on_points(mol, sad_density_matrix(mol), points, gradient=True)
+        return model.deformation_density(points, np.array([8, 1, 1]), coords, rho_sad=rho_sad)[0]
+
+    base, moved = drho(atoms), drho(atoms * (1 + 1e-12))
     assert np.abs(moved - base).max() < 1e-9 * np.abs(base).max()
 
     data = ReferenceData.load(water_data / "water.npz")

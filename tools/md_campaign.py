@@ -1,0 +1,184 @@
+"""A resumable multi-segment i-PI campaign for IR spectra: NVT equilibration, then NVE segments, each
+re-thermalized by a short NVT from the end of the previous one (inputs/uracil/README.md protocol).
+
+    python tools/md_campaign.py RUN_DIR --temperature 300 [--model uracil] [--segments 4]
+                                [--nve-steps 1000] [--first-nvt-steps 400] [--nvt-steps 100]
+    python tools/md_campaign.py RUN_DIR --report      # summary + IR spectrum of the finished segments
+
+Every i-PI run writes a checkpoint each step, so killing the campaign loses at most one step:
+rerunning the same command continues from the last checkpoint (i-PI appends to the trajectories).
+Layout: RUN_DIR/segK/{nvt,nve}.{out,pos_0.xyz,dip_0,chk}. The report gives, over all NVE steps, the
+largest per-step dipole change (D), the number of SCF fallbacks, the residual and gap ranges,
+the conserved-energy drift per segment, and the IR spectrum (``ipi-jlcdm ir`` on all nve.dip_0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from ipi_jlcdm.demo import packaged_inputs
+from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
+from ipi_jlcdm.units import DEBYE_PER_AU
+
+TIMESTEP_FS = 0.5
+#: The driver's per-step reliability extras, one line per step: gap (Ha), residual, |d mu| (e bohr), fallback.
+RELIABILITY_KEYS = ("gap", "residual", "dipole_change", "fallback")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def steps_done(properties: Path) -> int:
+    """Number of the last step written to an i-PI properties file (-1 if none)."""
+    if not properties.is_file():
+        return -1
+    rows = [line.split() for line in properties.read_text().splitlines() if line.strip() and line[0] != "#"]
+    return int(float(rows[-1][0])) if rows else -1
+
+
+def write_stage_input(xml: Path, start: Path, temperature: float) -> None:
+    """Point an i-PI input at its starting state (an XYZ file, or a checkpoint whose positions and
+    momenta it continues), set the temperature, and add the reliability trajectory."""
+    tree = ET.parse(xml)
+    root = tree.getroot()
+    initialize = root.find("system/initialize")
+    file_node = initialize.find("file")
+    file_node.text = f" {start.name} "
+    if start.suffix == ".chk":
+        file_node.attrib.clear()
+        file_node.set("mode", "chk")
+        for velocities in initialize.findall("velocities"):
+            initialize.remove(velocities)
+    for node in list(root.iter("temperature")) + list(initialize.iter("velocities")):
+        node.text = f" {temperature:g} "
+    ET.SubElement(root.find("output"), "trajectory", filename="rel", stride="1",
+                  extra_type=",".join(RELIABILITY_KEYS)).text = " extras "
+    tree.write(xml)
+
+
+def run_stage(seg: Path, stage: str, steps: int, template: Path, start: Path, temperature: float, seed: int,
+              address: str, driver: list[str]) -> None:
+    """Run (or continue) one i-PI stage of ``steps`` steps in ``seg``."""
+    if steps_done(seg / f"{stage}.out") >= steps:
+        return
+    checkpoint = seg / f"{stage}.chk"
+    attempt = len(list(seg.glob(f"{stage}*.ipi.log")))
+    if checkpoint.is_file():  # continue: the checkpoint is a complete i-PI input at the last step
+        xml = seg / f"{stage}_resume.xml"
+        shutil.copy(checkpoint, xml)
+        log(f"{seg.name}/{stage}: continuing from step {steps_done(seg / f'{stage}.out')}")
+    else:
+        xml = seg / f"{stage}.xml"
+        configure_input(template, xml, steps, address, {"seed": str(seed)})
+        write_stage_input(xml, start, temperature)
+        log(f"{seg.name}/{stage}: {steps} steps at {temperature:g} K")
+    run_ipi_with_driver(seg, xml.name, address, driver, tag=f"{stage}{attempt}")
+
+
+def run_campaign(args) -> None:
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    inputs = packaged_inputs()
+    address = f"campaign_{os.getpid()}"
+    extra = ["--forces", args.forces] + (["--grid-level", str(args.grid_level)] if args.grid_level else [])
+    driver = driver_command(address, "jlcdm", args.model, extra)
+    for k in range(args.segments):
+        seg = run_dir / f"seg{k}"
+        seg.mkdir(exist_ok=True)
+        if k == 0:
+            start = seg / "start.xyz"
+            if not start.exists():
+                shutil.copy(args.structure or inputs / "uracil.xyz", start)
+            nvt_steps = args.first_nvt_steps
+        else:
+            start = seg / "start.chk"
+            if not start.exists():
+                shutil.copy(run_dir / f"seg{k - 1}" / "nve.chk", start)
+            nvt_steps = args.nvt_steps
+        run_stage(seg, "nvt", nvt_steps, inputs / "nvt.xml", start, args.temperature, 1000 + k, address, driver)
+        run_stage(seg, "nve", args.nve_steps, inputs / "nve.xml", seg / "nvt.chk", args.temperature, 2000 + k,
+                  address, driver)
+        log(f"{seg.name}: done")
+
+
+def read_reliability(path: Path) -> np.ndarray:
+    """(nsteps, 4) rows of RELIABILITY_KEYS from an i-PI extras file; for a step written twice
+    (a continued run) the last value is kept."""
+    by_step, step = {}, None
+    for line in path.read_text().splitlines():
+        if line.lstrip().startswith("#EXTRAS"):
+            step = int(line.split("Step:")[1])
+        elif line.strip() and step is not None:
+            by_step[step] = [float(v) for v in line.split()]
+    return np.array([by_step[k] for k in sorted(by_step)]).reshape(-1, len(RELIABILITY_KEYS))
+
+
+def report(args) -> None:
+    run_dir = Path(args.run_dir)
+    segments = sorted(p for p in run_dir.glob("seg*") if (p / "nve.out").is_file())
+    lines, dip_files = [], []
+    all_changes, fallbacks, residuals, gaps, n_steps = [], 0, [], [], 0
+    for seg in segments:
+        rel = read_reliability(seg / "nve.rel_0") if (seg / "nve.rel_0").is_file() else np.zeros((0, 4))
+        props = np.loadtxt(seg / "nve.out", ndmin=2)
+        dip_files.append(str(seg / "nve.dip_0"))
+        all_changes.extend(rel[1:, 2] * DEBYE_PER_AU)  # the first step's change is from the NVT's last step
+        fallbacks += int(rel[:, 3].sum())
+        residuals += list(rel[:, 1])
+        gaps += list(rel[:, 0])
+        n_steps += len(props)
+        drift = props[-1, 2] - props[0, 2] if len(props) > 1 else 0.0
+        lines.append(f"{seg.name}: {len(props)} NVE steps ({len(props) * TIMESTEP_FS / 1000:.3f} ps), "
+                     f"mean T {props[:, 3].mean():.0f} K, conserved-energy change {drift * 1000:+.1f} meV")
+    summary = [f"NVE total: {n_steps} steps = {n_steps * TIMESTEP_FS / 1000:.3f} ps in {len(segments)} segments"]
+    if all_changes:
+        summary.append(f"largest per-step dipole change: {max(all_changes):.4f} D "
+                       f"(99th percentile {np.percentile(all_changes, 99):.4f} D)")
+    summary.append(f"SCF fallbacks: {fallbacks}")
+    if residuals:
+        summary.append(f"residual |rho_out - rho_in|/N_e: {100 * min(residuals):.2f}-{100 * max(residuals):.2f} %; "
+                       f"gap {min(gaps) * 27.211386:.2f}-{max(gaps) * 27.211386:.2f} eV")
+    text = "\n".join(lines + summary)
+    print(text)
+    (run_dir / "report.txt").write_text(text + "\n")
+    if dip_files:
+        from ipi_jlcdm.cli.main import main as cli
+
+        cli(["ir", *dip_files, "--timestep-fs", str(TIMESTEP_FS), "--temperature", f"{args.temperature:g}",
+             "--max-lag-fs", str(args.max_lag_fs), "-o", str(run_dir / f"ir_{args.temperature:g}K")])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir")
+    p.add_argument("--temperature", type=float, default=300.0, help="kelvin (default 300)")
+    p.add_argument("--model", default="uracil")
+    p.add_argument("--forces", default="orbital", help="force route of the driver (default orbital)")
+    p.add_argument("--grid-level", type=int, default=None)
+    p.add_argument("--structure", default=None, help="starting XYZ (default the packaged uracil.xyz)")
+    p.add_argument("--segments", type=int, default=4)
+    p.add_argument("--first-nvt-steps", type=int, default=400, help="NVT steps before the first segment (200 fs)")
+    p.add_argument("--nvt-steps", type=int, default=100, help="NVT steps between segments (50 fs)")
+    p.add_argument("--nve-steps", type=int, default=1000, help="NVE steps per segment (0.5 ps)")
+    p.add_argument("--max-lag-fs", type=float, default=250.0, help="IR: maximum correlation lag (fs)")
+    p.add_argument("--report", action="store_true", help="only summarize finished segments and compute the IR")
+    args = p.parse_args()
+    if args.report:
+        report(args)
+    else:
+        run_campaign(args)
+        report(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
