@@ -245,24 +245,29 @@ class JLDescriptor:
         return rho, grad
 
     def atom_derivatives(self, points: np.ndarray, atomic_numbers: np.ndarray, atom_coords: np.ndarray,
-                         coefs: ContractedCoefficients, point_weights: np.ndarray | None = None) -> np.ndarray:
+                         coefs: ContractedCoefficients | list[ContractedCoefficients],
+                         point_weights: np.ndarray | None = None) -> np.ndarray:
         """d rho(g) / d R_i: (npts, natm, 3), or with ``point_weights`` v (npts,) the contraction
-        sum_g v_g d rho(g)/d R_i as (natm, 3) (memory bounded)."""
+        sum_g v_g d rho(g)/d R_i as (natm, 3) (memory bounded). With a list of models f_k and
+        ``point_weights`` (nch, npts): sum_g sum_k v_k(g) d f_k(g)/d R_i in one pass."""
         points = np.asarray(points, dtype=float)
         spec = self.species_indices(atomic_numbers)
         natm = len(atomic_numbers)
+        channels = coefs if isinstance(coefs, list) else [coefs]
         if point_weights is None:
             out = np.zeros((len(points), natm, 3))
+            mixing = np.ones((len(channels), len(points)))
         else:
             out = np.zeros((natm, 3))
+            mixing = np.asarray(point_weights, dtype=float).reshape(len(channels), len(points))
         for chunk in self._chunks(len(points)):
             geometry = self._chunk_geometry(points[chunk], spec, np.asarray(atom_coords, float))
-            _, _, per_atom = self._predict_chunk(geometry, [coefs], np.ones((1, geometry.c)), False, True)
-            for i, sel, g_i in per_atom:
+            _, _, per_atom = self._predict_chunk(geometry, channels, mixing[:, chunk], False, True)
+            for i, sel, g_i in per_atom:  # g_i already carries the mixing weights
                 if point_weights is None:
                     out[chunk.start + sel, i] = -g_i
                 else:
-                    out[i] -= point_weights[chunk][sel] @ g_i
+                    out[i] -= g_i.sum(axis=0)
         return out
 
     def _pair_terms(self, points: np.ndarray, atom_coords: np.ndarray):

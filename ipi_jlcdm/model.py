@@ -198,37 +198,30 @@ class JLCDModel:
                                 potential: np.ndarray, rho_sad: np.ndarray | None = None) -> np.ndarray:
         """sum_g u_g . d(delta rho, grad delta rho)(r_g) / d R_A at fixed rho_SAD: (natm, 3), for u =
         ``potential`` (4, npts) (weights included; u[1:4] multiplies the gradient channels). With an
-        envelope block rho_sad (4, npts) is needed; the motion of rho_SAD is ``envelope_sad_potential``.
+        envelope block rho_sad (4, npts) is needed; the motion of rho_SAD is ``envelope_response``.
 
         The value channel is analytic (``atom_derivatives``). The gradient channels need
         d(grad delta rho)/dR = grad_r (d delta rho / dR): a directional derivative of the analytic
         atom derivatives along u[1:4] at each point, by central differences over
         VJP_STEP_BOHR (error O(step^2), ~1e-8 relative).
         """
-        out = self._channel_vjp(points, atomic_numbers, atom_coords, self.contracted[0], potential)
+        # weights of f_0 (and f_1) on the value channel and along the direction of u[1:4]
+        norm = np.linalg.norm(potential[1:4], axis=0)
+        value_weights, gradient_weights = [potential[0]], [norm]
         if self.envelope_power is not None:
             # f_1 enters as e f_1 and grad(e f_1) = e grad f_1 + f_1 grad e: its potential is
-            # (u_0 e + u . grad e, e u)
-            rho_sad = np.asarray(rho_sad) if rho_sad is not None else None
-            sad = self._sad_value(rho_sad, len(points), need_gradient=True)
-            e, de, _ = envelope(sad, self.envelope_power)
-            enveloped = np.empty_like(potential)
-            enveloped[0] = e * potential[0] + de * np.einsum("xg,xg->g", potential[1:4], rho_sad[1:4])
-            enveloped[1:4] = e * potential[1:4]
-            out += self._channel_vjp(points, atomic_numbers, atom_coords, self.contracted[1], enveloped)
-        return out
-
-    def _channel_vjp(self, points, atomic_numbers, atom_coords, coefs: ContractedCoefficients,
-                     potential: np.ndarray) -> np.ndarray:
-        """sum_g u_g . d(f, grad f)(r_g) / d R_A (natm, 3) for one expansion f."""
-        desc = self.descriptor
-        out = desc.atom_derivatives(points, atomic_numbers, atom_coords, coefs, point_weights=potential[0])
-        norm = np.linalg.norm(potential[1:4], axis=0)
+            # (u_0 e + u . grad e, e u), along the same direction as u
+            rho_sad = None if rho_sad is None else np.asarray(rho_sad)
+            e, de, _ = envelope(self._sad_value(rho_sad, len(points), need_gradient=True), self.envelope_power)
+            value_weights.append(e * potential[0] + de * np.einsum("xg,xg->g", potential[1:4], rho_sad[1:4]))
+            gradient_weights.append(e * norm)
+        desc, coefs = self.descriptor, self.contracted
+        out = desc.atom_derivatives(points, atomic_numbers, atom_coords, coefs, point_weights=np.array(value_weights))
         active = norm > 0
         if not active.any():
             return out
         step = VJP_STEP_BOHR * potential[1:4, active].T / norm[active, None]
-        weights = norm[active] / (2 * VJP_STEP_BOHR)
+        weights = np.array(gradient_weights)[:, active] / (2 * VJP_STEP_BOHR)
         for sign in (1.0, -1.0):
             out += sign * desc.atom_derivatives(points[active] + sign * step, atomic_numbers, atom_coords, coefs,
                                                 point_weights=weights)

@@ -90,7 +90,8 @@ def run_campaign(args) -> None:
     inputs = packaged_inputs()
     address = f"campaign_{os.getpid()}"
     extra = ["--forces", args.forces] + (["--grid-level", str(args.grid_level)] if args.grid_level else [])
-    driver = driver_command(address, "jlcdm", args.model, extra)
+    model = str(Path(args.model).resolve()) if Path(args.model).is_file() else args.model  # drivers run in segK/
+    driver = driver_command(address, "jlcdm", model, extra)
     for k in range(args.segments):
         seg = run_dir / f"seg{k}"
         seg.mkdir(exist_ok=True)
