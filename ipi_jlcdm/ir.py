@@ -86,14 +86,35 @@ def read_dipole_file(path: str | Path) -> DipoleSeries:
         return DipoleSeries(str(path), dipoles, None)
     if len(steps) != len(dipoles):
         raise IRInputError(f"{path}: {len(steps)} step headers but {len(dipoles)} dipole lines")
-    step_arr = np.array(steps)
+    order, keep = last_of_repeated_steps(steps)
     notes = []
-    last_index = {s: k for k, s in enumerate(step_arr)}  # a restart repeats steps: keep the newest
-    if len(last_index) != len(step_arr):
-        notes.append(f"{len(step_arr) - len(last_index)} repeated steps (restart): kept the last values")
+    if len(order) != len(steps):
+        notes.append(f"{len(steps) - len(order)} repeated steps (restart): kept the last values")
+    return DipoleSeries(str(path), dipoles[keep], order, notes)
+
+
+def last_of_repeated_steps(steps: list[int]) -> tuple[np.ndarray, list[int]]:
+    """Sorted unique steps and, for each, the index of its last occurrence (a continued i-PI run
+    writes the steps after its checkpoint again: the newest values count)."""
+    last_index = {s: k for k, s in enumerate(steps)}
     order = sorted(last_index)
-    keep = [last_index[s] for s in order]
-    return DipoleSeries(str(path), dipoles[keep], np.array(order), notes)
+    return np.array(order, dtype=int), [last_index[s] for s in order]
+
+
+def read_extras_table(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Steps (n,) and rows (n, ncol) of an i-PI extras file written with a list of numeric
+    ``extra_type`` keys (one header and one line of numbers per step), last values of repeated steps."""
+    steps, rows = [], []
+    for line in Path(path).read_text().splitlines():
+        match = _EXTRAS_HEADER.search(line)
+        if match:
+            steps.append(int(match.group(1)))
+        elif line.strip():
+            rows.append([float(v) for v in line.split()])
+    if len(steps) != len(rows):
+        raise IRInputError(f"{path}: {len(steps)} step headers but {len(rows)} data lines")
+    order, keep = last_of_repeated_steps(steps)
+    return order, np.array(rows, dtype=float).reshape(len(rows), -1)[keep]
 
 
 def step_stride(series: DipoleSeries) -> int | None:

@@ -26,6 +26,7 @@ import numpy as np
 
 from ipi_jlcdm.demo import packaged_inputs
 from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
+from ipi_jlcdm.ir import read_extras_table
 from ipi_jlcdm.units import DEBYE_PER_AU
 
 TIMESTEP_FS = 0.5
@@ -112,15 +113,8 @@ def run_campaign(args) -> None:
 
 
 def read_reliability(path: Path) -> np.ndarray:
-    """(nsteps, 4) rows of RELIABILITY_KEYS from an i-PI extras file; for a step written twice
-    (a continued run) the last value is kept."""
-    by_step, step = {}, None
-    for line in path.read_text().splitlines():
-        if line.lstrip().startswith("#EXTRAS"):
-            step = int(line.split("Step:")[1])
-        elif line.strip() and step is not None:
-            by_step[step] = [float(v) for v in line.split()]
-    return np.array([by_step[k] for k in sorted(by_step)]).reshape(-1, len(RELIABILITY_KEYS))
+    """(nsteps, 4) rows of RELIABILITY_KEYS from an i-PI extras file (last values of repeated steps)."""
+    return read_extras_table(path)[1].reshape(-1, len(RELIABILITY_KEYS))
 
 
 def report(args) -> None:
