@@ -76,7 +76,9 @@ class JLHyperparameters:
 
 @dataclass
 class _ChunkGeometry:
-    """Pair data of one chunk of points (see ``JLDescriptor._pair_terms``) and A^Z (nlm, c, nsp*nr2)."""
+    """Pair data of one chunk of points (see ``JLDescriptor._pair_terms``), A^Z (nlm, c, nsp*nr2),
+    the 2-body radial functions and their r-derivatives on dense (point, atom) arrays
+    radial_dense (c, natm, 2, nr2) (zero beyond r_cut) and the atoms of each species present."""
 
     c: int
     natm: int
@@ -91,6 +93,8 @@ class _ChunkGeometry:
     dj2: np.ndarray
     s: np.ndarray
     amp: np.ndarray
+    radial_dense: np.ndarray
+    species_atoms: list
 
 
 @dataclass
@@ -120,6 +124,8 @@ class JLDescriptor:
         self.nlm = n_lm(hyper.l_max)
         self._l_index = l_of_index(hyper.l_max)
         self._harmonic_gradient = gradient_operator(hyper.l_max)  # (3, nlm, nlm)
+        # the three operators side by side (nlm, 3 nlm): JB D_x, JB D_y, JB D_z in one product
+        self._harmonic_gradient_all = np.concatenate(list(self._harmonic_gradient), axis=1)
         self._build_layout()
 
     # ---------------------------------------------------------------- layout
@@ -228,20 +234,26 @@ class JLDescriptor:
                       ) -> tuple[np.ndarray, np.ndarray | None]:
         """Several linear models f_k on the same features at once: their values (nch, npts) and, if
         ``gradient``, the gradient (npts, 3) of sum_k m_k(g) f_k(g) at fixed mixing weights m
-        (``mixing`` (nch, npts); default all ones). The pair terms, species sums and the derivative
-        pass are shared; each extra model costs one contraction."""
+        (``mixing`` (nch, npts); default all ones). The pair terms, species sums and contractions are
+        shared; each extra model costs one contraction. ``mixing`` (nmix, nch, npts) gives nmix
+        gradients (nmix, npts, 3), one derivative pass each, from the same contractions."""
         points = np.asarray(points, dtype=float)
         spec = self.species_indices(atomic_numbers)
         if mixing is None:
             mixing = np.ones((len(coefs), len(points)))
+        mixing = np.asarray(mixing, dtype=float)
+        several = mixing.ndim == 3
+        mixings = mixing if several else mixing[None]
         rho = np.zeros((len(coefs), len(points)))
-        grad = np.zeros((len(points), 3)) if gradient else None
+        grad = np.zeros((len(mixings), len(points), 3)) if gradient else None
         for chunk in self._chunks(len(points)):
             geometry = self._chunk_geometry(points[chunk], spec, np.asarray(atom_coords, float))
-            r, g, _ = self._predict_chunk(geometry, coefs, mixing[:, chunk], gradient, False)
+            r, g, _ = self._predict_chunk(geometry, coefs, mixings[:, :, chunk], gradient, False)
             rho[:, chunk] = r
             if gradient:
-                grad[chunk] = g
+                grad[:, chunk] = g
+        if gradient and not several:
+            grad = grad[0]
         return rho, grad
 
     def atom_derivatives(self, points: np.ndarray, atomic_numbers: np.ndarray, atom_coords: np.ndarray,
@@ -262,12 +274,13 @@ class JLDescriptor:
             mixing = np.asarray(point_weights, dtype=float).reshape(len(channels), len(points))
         for chunk in self._chunks(len(points)):
             geometry = self._chunk_geometry(points[chunk], spec, np.asarray(atom_coords, float))
-            _, _, per_atom = self._predict_chunk(geometry, channels, mixing[:, chunk], False, True)
-            for i, sel, g_i in per_atom:  # g_i already carries the mixing weights
-                if point_weights is None:
-                    out[chunk.start + sel, i] = -g_i
-                else:
-                    out[i] -= g_i.sum(axis=0)
+            _, _, per_pair = self._predict_chunk(geometry, channels, mixing[None, :, chunk], False, True)
+            g_pair = per_pair[0]  # already carries the mixing weights
+            if point_weights is None:
+                out[chunk.start + geometry.p_idx, geometry.a_idx] = -g_pair
+            else:
+                out -= np.stack([np.bincount(geometry.a_idx, weights=g_pair[:, x], minlength=natm)
+                                 for x in range(3)], axis=1)
         return out
 
     def _pair_terms(self, points: np.ndarray, atom_coords: np.ndarray):
@@ -288,68 +301,96 @@ class JLDescriptor:
         """The coefficient-independent part of a chunk: pair terms and the species sums A^Z."""
         c, natm, nr2 = len(points), len(atom_coords), self.nr2
         p_idx, a_idx, r, unit, j1, dj1, j2, dj2, s = self._pair_terms(points, atom_coords)
-        j2_dense = np.zeros((c, natm, nr2))
-        j2_dense[p_idx, a_idx] = j2
+        radial_dense = np.zeros((c, natm, 2, nr2))
+        radial_dense[p_idx, a_idx, 0] = j2
+        radial_dense[p_idx, a_idx, 1] = dj2
         s_dense = np.zeros((c, natm, self.nlm))
         s_dense[p_idx, a_idx] = s
         amp = np.zeros((self.nlm, c, self.nsp * nr2))  # A^Z_{n,lm}(g) stored as [lm, g, Z*nr2 + n]
+        species_atoms = []
         for a in range(self.nsp):
             atoms = np.nonzero(spec == a)[0]
             if atoms.size:
-                amp_a = np.matmul(s_dense[:, atoms].transpose(0, 2, 1), j2_dense[:, atoms])  # (c, nlm, nr2)
+                species_atoms.append((a, atoms))
+                amp_a = np.matmul(s_dense[:, atoms].transpose(0, 2, 1), radial_dense[:, atoms, 0])  # (c, nlm, nr2)
                 amp[:, :, a * nr2:(a + 1) * nr2] = amp_a.transpose(1, 0, 2)
-        return _ChunkGeometry(c, natm, p_idx, a_idx, spec[a_idx], r, unit, j1, dj1, j2, dj2, s, amp)
+        return _ChunkGeometry(c, natm, p_idx, a_idx, spec[a_idx], r, unit, j1, dj1, j2, dj2, s, amp, radial_dense,
+                              species_atoms)
 
-    def _predict_chunk(self, geo: _ChunkGeometry, channels: list[ContractedCoefficients], mixing: np.ndarray,
+    def _predict_chunk(self, geo: _ChunkGeometry, channels: list[ContractedCoefficients], mixings: np.ndarray,
                        want_grad: bool, want_atoms: bool):
-        """Values (nch, c) of the models ``channels``; gradient of sum_k m_k f_k (c, 3) at fixed
-        mixing weights m (nch, c); per-atom parts g_i of that sum (d/d R_i = -g_i).
+        """Values (nch, c) of the models ``channels``; for each mixing m in ``mixings`` (nmix, nch, c)
+        the gradient (c, 3) of sum_k m_k f_k at fixed m (stacked: (nmix, c, 3)) and its per-pair parts
+        g_pair (npair, 3) (d/d R_i of the value at point p is -g_pair of the pair (p, i); a list per
+        mixing).
 
         Work is vectorized over all (point, atom) pairs of the chunk; the species sums A^Z are
         batched matrix products over dense (point, atom) arrays (``_chunk_geometry``). The
-        derivative pass is linear in the contracted coefficients, so it runs once on their mix.
+        derivative pass is linear in the contracted coefficients, so it runs once per mixing on
+        the mixed contractions.
         """
-        c, natm, nr2, kdim = geo.c, geo.natm, self.nr2, self.nsp * self.nr2
-        p_idx, a_idx, pair_species, r, unit = geo.p_idx, geo.a_idx, geo.pair_species, geo.r, geo.unit
-        j1, dj1, j2, dj2, s, amp = geo.j1, geo.dj1, geo.j2, geo.dj2, geo.s, geo.amp
-        need_derivs = want_grad or want_atoms
+        c, kdim = geo.c, self.nsp * self.nr2
+        pair_species, j2, amp = geo.pair_species, geo.j2, geo.amp
         values = np.zeros((len(channels), c))
-        contracted = np.zeros_like(amp) if need_derivs else None  # sum_k m_k C_l A_l
-        self_proj = np.zeros_like(j2)  # sum_k m_k Csum_s J2 per pair (the i = j term)
-        one_body_coefs = np.zeros_like(j1)  # sum_k m_k one-body coefficients per pair
+        contractions = []  # per model: (C_l A_l, self projection per pair, one-body coefficients per pair)
         for k, coefs in enumerate(channels):
             proj = np.empty_like(j2)
             for a in range(self.nsp):
                 mask = pair_species == a
                 proj[mask] = j2[mask] @ coefs.self_term[a]
-            pair_value = np.einsum("pn,pn->p", j1, coefs.one_body[pair_species]) - np.einsum("pn,pn->p", proj, j2)
-            values[k] = np.bincount(p_idx, weights=pair_value, minlength=c)
+            one_body = coefs.one_body[pair_species]
+            pair_value = np.einsum("pn,pn->p", geo.j1, one_body) - np.einsum("pn,pn->p", proj, j2)
+            values[k] = np.bincount(geo.p_idx, weights=pair_value, minlength=c)
             contracted_k = np.empty_like(amp)  # B = C_l A_l: one matrix product per l
             for l in range(self.hyper.l_max + 1):
                 lm = slice(l * l, (l + 1) ** 2)
                 contracted_k[lm] = (amp[lm].reshape(-1, kdim) @ coefs.two_body[l]).reshape(2 * l + 1, c, kdim)
             values[k] += np.einsum("mck,mck->c", amp, contracted_k)
-            if need_derivs:
-                pair_mix = mixing[k, p_idx]
-                contracted += mixing[k][None, :, None] * contracted_k
-                self_proj += pair_mix[:, None] * proj
-                one_body_coefs += pair_mix[:, None] * coefs.one_body[pair_species]
-        if not need_derivs:
+            if want_grad or want_atoms:
+                contractions.append((self._pair_contraction(geo, contracted_k), proj, one_body))
+        if not (want_grad or want_atoms):
             return values, None, None
-        b = contracted.reshape(self.nlm, c, self.nsp, nr2)[:, p_idx, pair_species]  # (nlm, npair, nr2)
-        radial = np.einsum("pn,mpn,pm->p", dj2, b, s, optimize=True) - np.einsum("pn,pn->p", dj2, self_proj)
-        jb = np.einsum("pn,mpn->pm", j2, b, optimize=True)
+        grads, per_atoms = [], []
+        for mixing in mixings:
+            g_pair = self._pair_gradient(geo, contractions, mixing)
+            if want_grad:
+                grads.append(np.stack([np.bincount(geo.p_idx, weights=g_pair[:, x], minlength=c)
+                                       for x in range(3)], axis=1))
+            if want_atoms:
+                per_atoms.append(g_pair)
+        return values, (np.array(grads) if want_grad else None), (per_atoms if want_atoms else None)
+
+    def _pair_contraction(self, geo: _ChunkGeometry, contracted: np.ndarray) -> np.ndarray:
+        """(JB_m, dJB_m/dr) (npair, 2, nlm) with JB_m = sum_n J2_n(r_pi) B_{m,n}(p) and B = C A of the
+        pair's species at the pair's point: per species one batched matrix product over the chunk's
+        dense (point, atom) radial functions."""
+        c, nr2, nlm = geo.c, self.nr2, self.nlm
+        by_species = contracted.reshape(nlm, c, self.nsp, nr2)
+        dense = np.empty((c, geo.natm, 2, nlm))
+        for a, atoms in geo.species_atoms:
+            lhs = geo.radial_dense[:, atoms].reshape(c, 2 * len(atoms), nr2)
+            product = np.matmul(lhs, by_species[:, :, a, :].transpose(1, 2, 0))  # (c, 2 natm_a, nlm)
+            dense[:, atoms] = product.reshape(c, len(atoms), 2, nlm)
+        return dense[geo.p_idx, geo.a_idx]
+
+    def _pair_gradient(self, geo: _ChunkGeometry, contractions: list[tuple], mixing: np.ndarray) -> np.ndarray:
+        """Per (point, atom) pair the part g_pair (npair, 3) of grad_r sum_k m_k f_k(r) carried by that
+        atom's functions (d/d R_i = -g_pair of its pairs), at fixed mixing m (nch, c); ``contractions``
+        per model: (``_pair_contraction``, self projection per pair, one-body coefficients per pair)."""
+        p_idx, r, unit, s = geo.p_idx, geo.r, geo.unit, geo.s
+        jb = np.zeros((len(p_idx), 2, self.nlm))  # mixed (JB, dJB/dr) per pair
+        self_proj = np.zeros_like(geo.j2)  # sum_k m_k Csum_s J2 per pair (the i = j term)
+        one_body_coefs = np.zeros_like(geo.j1)  # sum_k m_k one-body coefficients per pair
+        for (pair_jb, proj, one_body), m in zip(contractions, mixing, strict=True):
+            pair_mix = m[p_idx]
+            jb += pair_mix[:, None, None] * pair_jb
+            self_proj += pair_mix[:, None] * proj
+            one_body_coefs += pair_mix[:, None] * one_body
+        radial = np.einsum("pm,pm->p", jb[:, 1], s) - np.einsum("pn,pn->p", geo.dj2, self_proj)
+        jb = jb[:, 0]
         # sum_m JB_m dS_m/du = sum_k (JB D_x)_k S_k; minus the radial part l S_m u of d(S_m(u)/|u|^l)
-        jb_grad = np.stack([np.einsum("pk,pk->p", jb @ self._harmonic_gradient[x], s) for x in range(3)], axis=1)
+        jb_grad = np.einsum("pxk,pk->px", (jb @ self._harmonic_gradient_all).reshape(-1, 3, self.nlm), s)
         angular = ((jb_grad - unit * np.einsum("pm,m,pm->p", jb, self._l_index, s)[:, None])
                    / np.maximum(r, _TINY_DISTANCE)[:, None])
-        one_body = np.einsum("pn,pn->p", dj1, one_body_coefs)
-        g_pair = (2.0 * radial + one_body)[:, None] * unit + 2.0 * angular
-        grad = None
-        if want_grad:
-            grad = np.stack([np.bincount(p_idx, weights=g_pair[:, x], minlength=c) for x in range(3)],
-                            axis=1).astype(float)
-        per_atom = None
-        if want_atoms:
-            per_atom = [(i, p_idx[a_idx == i], g_pair[a_idx == i]) for i in range(natm) if np.any(a_idx == i)]
-        return values, grad, per_atom
+        one_body = np.einsum("pn,pn->p", geo.dj1, one_body_coefs)
+        return (2.0 * radial + one_body)[:, None] * unit + 2.0 * angular

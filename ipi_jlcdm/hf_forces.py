@@ -39,7 +39,8 @@ class OneShotState:
     """What the consistent gradient needs from a one-shot step (this rank's grid points).
 
     coords (npts, 3) bohr, weights (npts,), rho_in and rho_sad (4, npts) (rho_in scaled) density and
-    gradient, scale s, dm_sad, dm_out (nao, nao), orbitals, and the CoulombFit (with kept potentials).
+    gradient, scale s, dm_sad, dm_out (nao, nao), orbitals, the CoulombFit (with kept potentials)
+    and, for a model with an envelope block, its EnvelopeResponse at the points (else None).
     """
 
     coords: np.ndarray
@@ -53,6 +54,7 @@ class OneShotState:
     mo_coeff: np.ndarray
     mo_occ: np.ndarray
     coulomb: object
+    envelope: object | None = None
 
 
 def core_gradient(mol, mo_energy, mo_coeff, mo_occ, dm: np.ndarray) -> np.ndarray:
@@ -107,7 +109,7 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> 
     for idx, v_aux in fit.potentials:
         v_delta[idx] = delta @ v_aux
     z, atom_coords = mol.atom_charges(), mol.atom_coords()
-    env = getattr(source, "envelope_response", lambda *args: None)(coords, z, atom_coords, state.rho_sad)
+    env = state.envelope
     u_xc = np.empty((4, npts))  # f_xc[rho_in] (rho_out - rho_in)
     rho_out = np.empty(npts)
     per_ao_out = np.zeros((3, mol.nao))  # v_xc[rho_in] against d rho_out / dR

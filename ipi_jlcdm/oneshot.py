@@ -93,8 +93,14 @@ class OneShotEngine:
 
         rho_sad = density_on_points(mol, dm_sad, coords, gradient=True)
         timer.lap("rho_sad")
-        drho, grad_drho = self.source.deformation_density(coords, mol.atom_charges(), mol.atom_coords(), True,
-                                                          rho_sad=rho_sad)
+        consistent = self.compute_forces and self.forces == "harris-foulkes"
+        envelope = None
+        if consistent and hasattr(self.source, "deformation_density_with_response"):
+            drho, grad_drho, envelope = self.source.deformation_density_with_response(
+                coords, mol.atom_charges(), mol.atom_coords(), rho_sad)
+        else:
+            drho, grad_drho = self.source.deformation_density(coords, mol.atom_charges(), mol.atom_coords(), True,
+                                                              rho_sad=rho_sad)
         timer.lap("model")
         rho_in = rho_sad.copy()
         rho_in[0] += drho
@@ -102,7 +108,6 @@ class OneShotEngine:
         scale = n_elec / comm.allreduce_sum(float(weights @ rho_in[0]))
         rho_in *= scale
 
-        consistent = self.compute_forces and self.forces == "harris-foulkes"
         coulomb = _coulomb_fit(mol, self.level.auxbasis, dm_sad, coords, weights, drho, scale, comm,
                                grad_drho if consistent else None)
         timer.lap("coulomb")
@@ -122,7 +127,7 @@ class OneShotEngine:
         energy = e_band - coulomb.e_hartree + xc.e_xc - xc.v_rho + mol.energy_nuc() - smearing
         if consistent:  # the force passes evaluate rho_out too: use it for the residual
             state = OneShotState(coords, weights, rho_in, rho_sad, scale, dm_sad, dm_out, mo_energy, mo_coeff,
-                                 mo_occ, coulomb)
+                                 mo_occ, coulomb, envelope)
             hf_gradient, rho_out = harris_foulkes_gradient(mol, self.level.xc, state, self.source, comm)
             timer.lap("forces")
         elif self.compute_forces:

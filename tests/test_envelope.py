@@ -80,7 +80,10 @@ def test_envelope_vector_jacobian_product_including_the_motion_of_rho_sad():
 
     mol, sad = sad_on_points(model, xyz, points)
     analytic = model.deformation_density_vjp(points, Z, xyz, potential, rho_sad=sad)
-    response = model.envelope_response(points, Z, xyz, sad)
+    rho, grad, response = model.deformation_density_with_response(points, Z, xyz, sad)
+    plain_rho, plain_grad = model.deformation_density(points, Z, xyz, True, rho_sad=sad)
+    np.testing.assert_array_equal(rho, plain_rho)
+    np.testing.assert_allclose(grad, plain_grad, rtol=1e-12, atol=1e-14)
     per_ao = np.zeros((3, mol.nao))
     for sl, ao, _mask in ao_blocks(mol, points, 2):
         add_density_response(per_ao, ao, sad_density_matrix(mol), response.sad_potential(potential[:, sl], sl))

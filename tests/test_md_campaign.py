@@ -57,3 +57,13 @@ def test_reliability_and_progress_files_are_read_back(tmp_path):
     properties.write_text("# column 1 --> step\n 0.0 0.0\n 1.0 5e-4\n 2.0 1e-3\n")
     assert campaign.steps_done(properties) == 2
     assert campaign.steps_done(tmp_path / "missing.out") == -1
+
+
+def test_a_continued_stage_uses_this_campaigns_socket(tmp_path):
+    """A checkpoint names the socket of the run that wrote it; a killed run leaves that socket file
+    behind, so the continued stage must listen (and the driver connect) on the new address."""
+    checkpoint = tmp_path / "nvt.chk"  # i-PI checkpoints are complete inputs: an input stands in for one
+    configure_input(packaged_inputs() / "nvt.xml", checkpoint, 10, "campaign_old")
+    campaign.resume_input(checkpoint, tmp_path / "nvt_resume.xml", "campaign_new")
+    resumed = parsed_by_ipi(tmp_path / "nvt_resume.xml")
+    assert [ff.address.fetch() for name, ff in resumed.extra if name == "ffsocket"] == ["campaign_new"]

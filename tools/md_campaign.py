@@ -66,6 +66,16 @@ def write_stage_input(xml: Path, start: Path, temperature: float) -> None:
     tree.write(xml)
 
 
+def resume_input(checkpoint: Path, xml: Path, address: str) -> None:
+    """Write the i-PI input that continues from ``checkpoint`` (a complete i-PI input at its last
+    step) on this campaign's socket: the checkpoint names the socket of the run that wrote it,
+    whose file may be stale (a killed run) and which this campaign's driver does not use."""
+    tree = ET.parse(checkpoint)
+    for node in tree.getroot().iter("ffsocket"):
+        node.find("address").text = f" {address} "
+    tree.write(xml)
+
+
 def run_stage(seg: Path, stage: str, steps: int, template: Path, start: Path, temperature: float, seed: int,
               address: str, driver: list[str]) -> None:
     """Run (or continue) one i-PI stage of ``steps`` steps in ``seg``."""
@@ -75,7 +85,7 @@ def run_stage(seg: Path, stage: str, steps: int, template: Path, start: Path, te
     attempt = len(list(seg.glob(f"{stage}*.ipi.log")))
     if checkpoint.is_file():  # continue: the checkpoint is a complete i-PI input at the last step
         xml = seg / f"{stage}_resume.xml"
-        shutil.copy(checkpoint, xml)
+        resume_input(checkpoint, xml, address)
         log(f"{seg.name}/{stage}: continuing from step {steps_done(seg / f'{stage}.out')}")
     else:
         xml = seg / f"{stage}.xml"
