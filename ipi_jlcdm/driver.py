@@ -38,6 +38,7 @@ def extras_json(result: EngineResult, step_time_s: float, engine_name: str, dipo
     """
     return json.dumps({
         "dipole": [float(v) for v in result.dipole],
+        "dipole_one_shot": [float(v) for v in result.info.get("dipole_one_shot", result.dipole)],
         "gap": float(result.gap),
         "residual": float(result.residual),
         "dipole_change": float(dipole_change),

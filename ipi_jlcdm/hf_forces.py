@@ -97,7 +97,8 @@ def coulomb_gradient(mol, fit, dm_out: np.ndarray, dm_sad: np.ndarray, fit_chang
 
 
 def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> tuple[np.ndarray, np.ndarray]:
-    """dE_HF/dR (natm, 3) Ha/bohr, reduced over ranks, and rho_out at this rank's points (npts,)."""
+    """dE_HF/dR (natm, 3) Ha/bohr, reduced over ranks, and rho_out with its gradient at this rank's
+    points (4, npts)."""
     fit = state.coulomb
     s, coords, weights, rho_in = state.scale, state.coords, state.weights, state.rho_in
     b_out = np.einsum("ijP,ij->P", fit.int3c, state.dm_out)
@@ -111,13 +112,13 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> 
     z, atom_coords = mol.atom_charges(), mol.atom_coords()
     env = state.envelope
     u_xc = np.empty((4, npts))  # f_xc[rho_in] (rho_out - rho_in)
-    rho_out = np.empty(npts)
+    rho_out = np.empty((4, npts))
     per_ao_out = np.zeros((3, mol.nao))  # v_xc[rho_in] against d rho_out / dR
     per_ao_sad = np.zeros((3, mol.nao))  # s u_xc (+ envelope terms) against d rho_SAD / dR
     per_ao_count = np.zeros((3, mol.nao))  # w (+ envelope term) against d rho_SAD / dR (normalization)
     for sl, ao, mask in ao_blocks(mol, coords, 2):
         out_block = numint.eval_rho(mol, ao[:4], state.dm_out, mask, "GGA")
-        rho_out[sl] = out_block[0]
+        rho_out[:, sl] = out_block
         _, vxc, fxc = ni.eval_xc_eff(xc, rho_in[:, sl], deriv=2, xctype="GGA")[:3]
         u_xc[:, sl] = np.einsum("ijg,jg->ig", fxc, out_block - rho_in[:, sl])
         w = weights[sl]

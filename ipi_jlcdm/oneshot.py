@@ -10,7 +10,9 @@ DESIGN section 5. Per geometry:
   with smearing at electronic temperature T the energy is the Mermin free energy E_HF - k T S
   forces: PySCF's analytic RKS gradient on the one-shot orbitals (route a of DESIGN, default) or
           the consistent derivative of E_HF (route b, ``hf_forces``)
-  dipole from P_out (reported) and from rho_in (cross-check); gap; residual |rho_out - rho_in|/N_e.
+  dipole: after one Anderson step in the Coulomb metric (default, ``anderson_dipole``) or from P_out
+          (``dipole='one-shot'``, the paper's; always in info['dipole_one_shot']); from rho_in as a
+          cross-check; gap; residual |rho_out - rho_in|/N_e.
 
 MPI (``parallel.world()``): every rank builds the molecule and grid, works on its slice of the
 grid (``partition_grid``), and the grid sums (electron count, Coulomb right-hand side, V_xc and
@@ -31,6 +33,7 @@ from pyscf.dft import numint
 from pyscf.dft.gen_grid import make_mask
 from pyscf.grad import rks as rks_grad
 
+from .anderson_dipole import DIPOLE_ROUTES, anderson_dipole, dipole_of
 from .density import add_density_response, ao_blocks, density_on_points, grid_points, per_atom, sad_density_matrix
 from .hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
 from .level import LevelOfTheory
@@ -57,14 +60,19 @@ class OneShotEngine:
 
     def __init__(self, source, level: LevelOfTheory, compute_forces: bool = True, comm=None,
                  fallback_residual: float | None = None, fallback_conv_tol: float = 1e-9,
-                 electronic_temperature_k: float = 0.0, forces: str = "orbital"):
+                 electronic_temperature_k: float = 0.0, forces: str = "orbital", dipole: str = "anderson"):
         """``fallback_residual``: above this residual (integral |rho_out - rho_in| / N_e) the step
         is recomputed by SCF started from P_out and flagged (info['fallback'] = 1); None: never.
         ``electronic_temperature_k`` > 0: Fermi-Dirac occupations (energy = free energy).
         ``forces``: 'orbital' (route a: PySCF's gradient on the one-shot orbitals) or 'harris-foulkes'
-        (route b: the consistent derivative of the energy this engine returns, ``hf_forces``)."""
+        (route b: the consistent derivative of the energy this engine returns, ``hf_forces``).
+        ``dipole``: 'anderson' (one Anderson step in the Coulomb metric from the one-shot step, one
+        more Fock build: ``anderson_dipole``) or 'one-shot' (P_out's)."""
         if forces not in FORCE_ROUTES:
             raise ValueError(f"unknown forces {forces!r}; choose from {FORCE_ROUTES}")
+        if dipole not in DIPOLE_ROUTES:
+            raise ValueError(f"unknown dipole {dipole!r}; choose from {DIPOLE_ROUTES}")
+        self.dipole = dipole
         self.forces = forces
         self.source = source
         self.level = level
@@ -134,18 +142,21 @@ class OneShotEngine:
             xc_gradient, rho_out = _xc_gradient(mol, self.level.xc, coords, weights, dm_out)
             timer.lap("forces")
         else:
-            rho_out = density_on_points(mol, dm_out, coords, gradient=False)
-        grid_sums = comm.allreduce_sum(np.concatenate([[weights @ np.abs(rho_out - rho_in[0])],
+            rho_out = density_on_points(mol, dm_out, coords, gradient=True)
+        grid_sums = comm.allreduce_sum(np.concatenate([[weights @ np.abs(rho_out[0] - rho_in[0])],
                                                         (weights * rho_in[0]) @ coords]))
         residual = float(grid_sums[0]) / n_elec
-        nuclear_dipole = mol.atom_charges() @ mol.atom_coords()
-        with mol.with_common_orig((0.0, 0.0, 0.0)):
-            r_ints = mol.intor_symmetric("int1e_r")
-        dipole = nuclear_dipole - np.einsum("xij,ji->x", r_ints, dm_out)
-        dipole_rho_in = nuclear_dipole - grid_sums[1:4]
+        dipole_one_shot = dipole_of(mol, dm_out)
+        dipole_rho_in = mol.atom_charges() @ mol.atom_coords() - grid_sums[1:4]
         timer.lap("observables")
         if self.fallback_residual is not None and residual > self.fallback_residual:
             return self._scf_fallback(mol, grids, dm_out, residual, scale, timer)
+        dipole, theta = dipole_one_shot, 0.0
+        if self.dipole == "anderson":
+            dipole, theta = anderson_dipole(
+                mol, lambda rho: _xc_terms(mol, self.level.xc, coords, weights, rho, comm), coulomb, hcore, overlap,
+                dm_out, rho_out, lambda e: self._occupations(e, n_elec)[0], comm)
+            timer.lap("anderson_dipole")
 
         forces = np.zeros((mol.natm, 3))
         if consistent:  # no net force: see hf_forces.remove_net_force
@@ -158,7 +169,8 @@ class OneShotEngine:
         result = EngineResult(
             energy=float(energy), forces=forces, dipole=dipole, gap=float(mo_energy[n_occ] - mo_energy[n_occ - 1]),
             residual=residual,
-            info={"density_scale": scale, "dipole_rho_in": dipole_rho_in.tolist(), "e_band": e_band,
+            info={"density_scale": scale, "dipole_rho_in": dipole_rho_in.tolist(),
+                  "dipole_one_shot": dipole_one_shot.tolist(), "anderson_theta": theta, "e_band": e_band,
                   "n_grid": float(len(weights)), "fallback": 0},
         )
         result.check_finite()
@@ -301,7 +313,7 @@ def _xc_gradient(mol, xc: str, coords: np.ndarray, weights: np.ndarray, dm: np.n
                  ) -> tuple[np.ndarray, np.ndarray]:
     """XC (Hellmann-Feynman) term of the GGA nuclear gradient dE_xc/dR over the given points,
     (natm, 3) Ha/bohr, without grid response (as PySCF's RKS gradient), and the density of ``dm``
-    at the points (npts,), which the pass computes anyway:
+    and its gradient at the points (4, npts), which the pass computes anyway:
 
         dE/dR_Ax = -2 sum_{mu in A} sum_g [ d_x phi_mu (T P)_mu + sum_j d_x d_j phi_mu w v_j (phi P)_mu ]
         T = w v_rho phi + sum_j w v_j d_j phi,   v_j = dE_xc/d(d_j rho)
@@ -311,10 +323,10 @@ def _xc_gradient(mol, xc: str, coords: np.ndarray, weights: np.ndarray, dm: np.n
     """
     ni = numint.NumInt()
     per_ao = np.zeros((3, mol.nao))
-    density = np.empty(len(coords))
+    density = np.empty((4, len(coords)))
     for sl, ao, mask in ao_blocks(mol, coords, 2):
         rho = numint.eval_rho(mol, ao[:4], dm, mask, "GGA")
-        density[sl] = rho[0]
+        density[:, sl] = rho
         wv = ni.eval_xc_eff(xc, rho, deriv=1, xctype="GGA")[1] * weights[sl]
         add_density_response(per_ao, ao, dm, wv)
     return per_atom(mol, per_ao), density

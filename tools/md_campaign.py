@@ -7,9 +7,10 @@ re-thermalized by a short NVT from the end of the previous one (inputs/uracil/RE
 
 Every i-PI run writes a checkpoint each step, so killing the campaign loses at most one step:
 rerunning the same command continues from the last checkpoint (i-PI appends to the trajectories).
-Layout: RUN_DIR/segK/{nvt,nve}.{out,pos_0.xyz,dip_0,chk}. The report gives, over all NVE steps, the
-largest per-step dipole change (D), the number of SCF fallbacks, the residual and gap ranges,
-the conserved-energy drift per segment, and the IR spectrum (``ipi-jlcdm ir`` on all nve.dip_0).
+Layout: RUN_DIR/segK/{nvt,nve}.{out,pos_0.xyz,dip_0,dip_one_shot_0,rel_0,chk}. The report gives, over
+all NVE steps, the largest per-step dipole change (D), the number of SCF fallbacks, the residual and
+gap ranges, the conserved-energy drift per segment, and the IR spectrum (``ipi-jlcdm ir`` on all
+nve.dip_0, the served dipole; and on nve.dip_one_shot_0, P_out's, for comparison).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def write_stage_input(xml: Path, start: Path, temperature: float) -> None:
         node.text = f" {temperature:g} "
     ET.SubElement(root.find("output"), "trajectory", filename="rel", stride="1",
                   extra_type=",".join(RELIABILITY_KEYS)).text = " extras "
+    ET.SubElement(root.find("output"), "trajectory", filename="dip_one_shot", stride="1",
+                  extra_type="dipole_one_shot").text = " extras "
     tree.write(xml)
 
 
@@ -100,7 +103,8 @@ def run_campaign(args) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     inputs = packaged_inputs()
     address = f"campaign_{os.getpid()}"
-    extra = ["--forces", args.forces] + (["--grid-level", str(args.grid_level)] if args.grid_level else [])
+    extra = (["--forces", args.forces, "--dipole", args.dipole]
+             + (["--grid-level", str(args.grid_level)] if args.grid_level else []))
     model = str(Path(args.model).resolve()) if Path(args.model).is_file() else args.model  # drivers run in segK/
     driver = driver_command(address, "jlcdm", model, extra)
     for k in range(args.segments):
@@ -158,8 +162,12 @@ def report(args) -> None:
     if dip_files:
         from ipi_jlcdm.cli.main import main as cli
 
-        cli(["ir", *dip_files, "--timestep-fs", str(TIMESTEP_FS), "--temperature", f"{args.temperature:g}",
-             "--max-lag-fs", str(args.max_lag_fs), "-o", str(run_dir / f"ir_{args.temperature:g}K")])
+        ir_options = ["--timestep-fs", str(TIMESTEP_FS), "--temperature", f"{args.temperature:g}",
+                      "--max-lag-fs", str(args.max_lag_fs)]
+        cli(["ir", *dip_files, *ir_options, "-o", str(run_dir / f"ir_{args.temperature:g}K")])
+        one_shot = [f.replace("nve.dip_0", "nve.dip_one_shot_0") for f in dip_files]
+        if all(Path(f).is_file() for f in one_shot):
+            cli(["ir", *one_shot, *ir_options, "-o", str(run_dir / f"ir_{args.temperature:g}K_one_shot")])
 
 
 def main() -> int:
@@ -168,6 +176,7 @@ def main() -> int:
     p.add_argument("--temperature", type=float, default=300.0, help="kelvin (default 300)")
     p.add_argument("--model", default="uracil")
     p.add_argument("--forces", default="orbital", help="force route of the driver (default orbital)")
+    p.add_argument("--dipole", default="anderson", help="dipole route of the driver (default anderson)")
     p.add_argument("--grid-level", type=int, default=None)
     p.add_argument("--structure", default=None, help="starting XYZ (default the packaged uracil.xyz)")
     p.add_argument("--segments", type=int, default=4)
