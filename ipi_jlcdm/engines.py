@@ -61,7 +61,7 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forces", choices=FORCE_ROUTES, default="orbital",
                    help="jlcdm force route: 'orbital' (default; PySCF's analytic gradient on the one-shot orbitals) "
                    "or 'harris-foulkes' (the exact derivative of the one-shot energy: energy-conserving MD, "
-                   "~2.5x the step time; see docs/VALIDATION.md)")
+                   "~2x the step time; see docs/VALIDATION.md)")
     p.add_argument("--dipole", choices=DIPOLE_ROUTES, default="anderson",
                    help="jlcdm dipole: 'anderson' (default; one Anderson step in the Coulomb metric from the "
                    "one-shot step, one more Fock build, ~5x closer to SCF) or 'one-shot' (from the one-shot "
