@@ -99,6 +99,10 @@ class JLCDModel:
     training: dict = field(default_factory=dict)
     molecule: list[int] | None = None  # atomic numbers, in order, of the molecule it was trained on
     envelope_power: float | None = None  # p of the envelope block; None: no envelope block
+    #: mean E_HF - E_SCF (hartree) on the model's validation frames: the one-shot engine subtracts it
+    #: (a constant, so forces are unchanged) so that its energies line up with SCF ones, e.g. on
+    #: fallback steps; 0 for models trained without the engine check
+    energy_offset_hartree: float = 0.0
 
     def __post_init__(self):
         self.species = sorted(int(z) for z in self.species)
@@ -252,7 +256,7 @@ class JLCDModel:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "hyperparameters": self.hyper.to_dict(),
                 "species": self.species, "level_of_theory": self.level.to_dict(),
                 "molecule_atomic_numbers": self.molecule, "n_features": int(self.n_features),
-                "envelope_power": self.envelope_power,
+                "envelope_power": self.envelope_power, "energy_offset_hartree": float(self.energy_offset_hartree),
                 "coefficients_sha256": _sha256(self.coefficients),
                 "training": self.training}
 
@@ -290,7 +294,8 @@ class JLCDModel:
         try:
             return cls(JLHyperparameters.from_dict(meta["hyperparameters"]), meta["species"], coefficients,
                        LevelOfTheory.from_dict(meta["level_of_theory"]), meta.get("training", {}),
-                       meta.get("molecule_atomic_numbers"), meta.get("envelope_power"))
+                       meta.get("molecule_atomic_numbers"), meta.get("envelope_power"),
+                       float(meta.get("energy_offset_hartree", 0.0)))
         except (KeyError, TypeError) as err:
             raise ModelFileError(f"{path}: incomplete metadata ({err})") from err
 

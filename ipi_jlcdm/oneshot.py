@@ -7,6 +7,7 @@ DESIGN section 5. Per geometry:
   XC: PBE on rho_in and grad rho_in; V_xc by quadrature
   H = h_core + J + V_xc, HC = SCe once, aufbau (or Fermi-Dirac) occupations -> P_out
   E_HF = sum_i f_i e_i - E_H + E_xc - integral(v_xc rho_in) + E_nn      (Harris-Foulkes)
+  minus the model's energy_offset_hartree (its mean E_HF - E_SCF on validation frames, a constant)
   with smearing at electronic temperature T the energy is the Mermin free energy E_HF - k T S
   forces: PySCF's analytic RKS gradient on the one-shot orbitals (route a of DESIGN, default) or
           the consistent derivative of E_HF (route b, ``hf_forces``)
@@ -132,7 +133,8 @@ class OneShotEngine:
         timer.lap("diagonalize")
 
         e_band = float(mo_occ @ mo_energy)
-        energy = e_band - coulomb.e_hartree + xc.e_xc - xc.v_rho + mol.energy_nuc() - smearing
+        offset = float(getattr(self.source, "energy_offset_hartree", 0.0))  # the model's calibration
+        energy = e_band - coulomb.e_hartree + xc.e_xc - xc.v_rho + mol.energy_nuc() - smearing - offset
         if consistent:  # the force passes evaluate rho_out too: use it for the residual
             state = OneShotState(coords, weights, rho_in, rho_sad, scale, dm_sad, dm_out, mo_energy, mo_coeff,
                                  mo_occ, coulomb, envelope)

@@ -25,9 +25,11 @@ def _n_features(hyper, species):
 
 def test_round_trip(tmp_path):
     model = small_model()
+    model.energy_offset_hartree = 1.25e-3
     path = model.save(tmp_path / "m.npz")
     loaded = JLCDModel.load(path)
     assert loaded.hyper == model.hyper and loaded.species == model.species and loaded.level == model.level
+    assert loaded.energy_offset_hartree == 1.25e-3
     np.testing.assert_array_equal(loaded.coefficients, model.coefficients)
     points = np.random.default_rng(1).normal(size=(10, 3))
     z, atoms = np.array([8, 1, 1]), np.array([[0.0, 0, 0], [0, 1.4, -1.0], [0, -1.4, -1.0]])

@@ -2,6 +2,7 @@
 density errors checked against the SCF densities (the independent truth)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -121,6 +122,19 @@ def test_train_then_eval(water_data, tmp_path):
         for err, sad_err in zip(errors, sad_errors, strict=True):
             assert err < sad_err / 3
         assert sad.residual > 2 * keys["residual"]
+
+    # the energy offset: the mean raw E_HF - E_SCF on the validation frames (10, 11), subtracted
+    # from the energy alone (forces unchanged)
+    raw = OneShotEngine(replace(trained, energy_offset_hartree=0.0), trained.level)
+    calibrated = OneShotEngine(trained, trained.level)
+    raw_errors = []
+    for k in (10, 11):
+        r_raw, r_cal = (e.compute(data.atomic_numbers, data.coords_bohr[k]) for e in (raw, calibrated))
+        assert abs(r_raw.energy - r_cal.energy - trained.energy_offset_hartree) < 1e-10
+        np.testing.assert_array_equal(r_raw.forces, r_cal.forces)
+        raw_errors.append(r_raw.energy - data.energy_hartree[k])
+    assert trained.energy_offset_hartree != 0.0
+    assert abs(trained.energy_offset_hartree - np.mean(raw_errors)) < 1e-9
 
 
 def parse_extxyz(path):

@@ -11,7 +11,7 @@ from ..descriptor import JLHyperparameters
 from ..geometry_io import parse_frame_selection
 from ..training import train_model
 from ..units import BOHR_PER_ANGSTROM
-from ..validation import format_table, summarize, validate_model
+from ..validation import calibrate_energy_offset, format_table, summarize, validate_model
 
 
 def add_parser(sub, name: str) -> None:
@@ -43,7 +43,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--grid-level", type=int, default=None, help="grid level (default: the data's)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the point sampling")
     p.add_argument("--skip-engine-check", action="store_true",
-                   help="report only density errors on test frames (skip one-shot vs SCF)")
+                   help="report only density errors on test frames (skip one-shot vs SCF and the energy-offset "
+                   "calibration on the validation frames)")
     p.set_defaults(func=run)
 
 
@@ -69,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
                               l_max=args.l_max, alpha=args.alpha, beta=args.beta)
     model, report = train_model(data, hyper, train_idx, validation_idx, args.points_per_frame, args.grid_level,
                                 args.seed, envelope_power=args.envelope_power or None)
+    if not args.skip_engine_check:
+        model.energy_offset_hartree = calibrate_energy_offset(model, data, validation_idx)
+        model.training["energy_offset_frames"] = [int(data.source_index[k]) for k in validation_idx]
     print(f"validating on {len(test_idx)} held-out frames", file=sys.stderr, flush=True)
     rows = validate_model(model, data, test_idx, engine=not args.skip_engine_check)
     summary = summarize(rows)
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     provenance = {
         "model": path.name, "data": str(args.data), "level_of_theory": model.level.to_dict(),
         "hyperparameters": model.hyper.to_dict(), "n_features": model.n_features,
-        "envelope_power": model.envelope_power,
+        "envelope_power": model.envelope_power, "energy_offset_hartree": model.energy_offset_hartree,
         "training": model.training, "validation_error_by_ridge": report.validation_rmse_by_ridge,
         "test_frames": rows, "test_summary": summary,
         "command": "ipi-jlcdm " + " ".join(sys.argv[1:]) if sys.argv else "",
