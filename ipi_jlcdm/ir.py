@@ -329,11 +329,14 @@ def read_reference(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def log_summary(spectrum: IRSpectrum, peaks, log=sys.stderr) -> None:
+    resolution_cm1 = 1e15 / (spectrum.max_lag_fs * 2.99792458e10)
     print(f"IR spectrum: {spectrum.n_blocks} block(s), frame spacing {spectrum.timestep_fs:g} fs, maximum lag "
-          f"{spectrum.max_lag_fs:.1f} fs (resolution ~{1e15 / (spectrum.max_lag_fs * 2.99792458e10):.0f} cm^-1)",
-          file=log)
+          f"{spectrum.max_lag_fs:.1f} fs (resolution ~{resolution_cm1:.0f} cm^-1)", file=log)
     for note in spectrum.notes:
         print(f"note: {note}", file=log)
     print("peaks (cm^-1, relative intensity):", file=log)
     for pos, height in peaks:
         print(f"  {pos:8.1f}  {height:6.3f}", file=log)
+    if not peaks:
+        print(f"  none resolved at ~{resolution_cm1:.0f} cm^-1 resolution: bands need a longer run (a 1 ps maximum "
+              "lag gives ~33 cm^-1)", file=log)
