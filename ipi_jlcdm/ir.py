@@ -281,14 +281,32 @@ def write_csv(spectrum: IRSpectrum, path: str | Path, header_extra: str = "") ->
                delimiter=",", header=header, fmt="%.6f")
 
 
+def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """wavenumber (cm^-1), intensity and standard error (nw,) of a spectrum written by ``write_csv``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"spectrum file not found: {path}")
+    try:
+        table = np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError as err:
+        raise IRInputError(f"{path}: not a spectrum written by 'ipi-jlcdm ir' ({err})") from err
+    if table.shape[1] != 3:
+        raise IRInputError(f"{path}: expected 3 columns (cm^-1, intensity, stderr), got {table.shape[1]}")
+    return table[:, 0], table[:, 1], table[:, 2]
+
+
 def write_peaks(peaks: list[tuple[float, float]], path: str | Path) -> None:
     np.savetxt(path, np.array(peaks).reshape(-1, 2), delimiter=",", fmt="%.3f",
                header="peak positions and relative intensities\nwavenumber_cm-1,relative_intensity")
 
 
 def plot_spectrum(spectrum: IRSpectrum, path: str | Path, title: str = "",
-                  reference: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-    """PNG: spectrum with a shaded standard-error band and optional reference sticks."""
+                  reference: tuple[np.ndarray, np.ndarray] | None = None,
+                  others: list[tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] | None = None,
+                  label: str = "") -> None:
+    """PNG: spectrum with a shaded standard-error band, optional reference sticks and optional other
+    spectra to compare with, [(label, (wavenumber, intensity, stderr))] (as ``read_csv`` returns them),
+    each scaled to maximum 1."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -296,9 +314,14 @@ def plot_spectrum(spectrum: IRSpectrum, path: str | Path, title: str = "",
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     x, y, e = spectrum.wavenumber_cm1, spectrum.intensity, spectrum.error
-    ax.plot(x, y, color="C0", lw=1.2, label=f"MD ({spectrum.n_blocks} block(s))")
+    ax.plot(x, y, color="C0", lw=1.2, label=label or f"MD ({spectrum.n_blocks} block(s))")
     if np.any(e > 0):
         ax.fill_between(x, y - e, y + e, color="C0", alpha=0.3, lw=0, label="standard error")
+    for k, (other_label, (ox, oy, oe)) in enumerate(others or [], 1):
+        scale = 1.0 / oy.max() if oy.max() > 0 else 1.0
+        ax.plot(ox, oy * scale, color=f"C{k + 1}", lw=1.2, label=other_label)
+        if np.any(oe > 0):
+            ax.fill_between(ox, (oy - oe) * scale, (oy + oe) * scale, color=f"C{k + 1}", alpha=0.2, lw=0)
     if reference is not None:
         freq, inten = reference
         inten = inten / inten.max()

@@ -16,6 +16,7 @@ from ipi_jlcdm.ir import (
     compute_ir_spectrum,
     derivative_spectrum,
     quantum_correction,
+    read_csv,
     read_dipole_file,
 )
 
@@ -193,3 +194,22 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys, case, message):
     args = ["ir", str(a), *extra, "--timestep-fs", "0.5", "-o", str(tmp_path / "out")]
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_spectra_are_read_back_and_compared_in_one_plot(tmp_path):
+    """A spectrum written by 'ipi-jlcdm ir' reads back unchanged (to the 6 written decimals) with its
+    line where the signal has it; --compare draws it next to a new one (two temperatures, say)."""
+    write_ipi_extras(tmp_path / "cold.dip_0", synthetic_dipoles(3000, lines=[(1000.0, 1.0)]))
+    write_ipi_extras(tmp_path / "hot.dip_0", synthetic_dipoles(3000, lines=[(1700.0, 1.0)], seed=1))
+    options = ["--timestep-fs", "0.5", "--max-lag-fs", "300"]
+    assert main(["ir", str(tmp_path / "cold.dip_0"), *options, "-o", str(tmp_path / "cold")]) == 0
+    wavenumber, intensity, error = read_csv(tmp_path / "cold.csv")
+    written = np.loadtxt(tmp_path / "cold.csv", delimiter=",")
+    np.testing.assert_array_equal(np.column_stack([wavenumber, intensity, error]), written)
+    assert abs(wavenumber[np.argmax(intensity)] - 1000.0) < 30
+    assert main(["ir", str(tmp_path / "hot.dip_0"), *options, "--compare", str(tmp_path / "cold.csv"),
+                 "--label", "hot", "-o", str(tmp_path / "hot")]) == 0
+    assert (tmp_path / "hot.png").stat().st_size > (tmp_path / "cold.png").stat().st_size  # one more curve
+    with pytest.raises(IRInputError, match="3 columns"):
+        np.savetxt(tmp_path / "bad.csv", [[1.0, 2.0]], delimiter=",")
+        read_csv(tmp_path / "bad.csv")

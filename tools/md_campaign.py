@@ -4,6 +4,7 @@ re-thermalized by a short NVT from the end of the previous one (inputs/uracil/RE
     python tools/md_campaign.py RUN_DIR --temperature 300 [--model uracil] [--segments 4]
                                 [--nve-steps 1000] [--first-nvt-steps 400] [--nvt-steps 100]
     python tools/md_campaign.py RUN_DIR --report      # summary + IR spectrum of the finished segments
+    python tools/md_campaign.py RUN_300K --report --compare RUN_100K   # and the 100 K spectrum in its plot
 
 Every i-PI run writes a checkpoint each step, so killing the campaign loses at most one step:
 rerunning the same command continues from the last checkpoint (i-PI appends to the trajectories).
@@ -164,7 +165,9 @@ def report(args) -> None:
 
         ir_options = ["--timestep-fs", str(TIMESTEP_FS), "--temperature", f"{args.temperature:g}",
                       "--max-lag-fs", str(args.max_lag_fs)]
-        cli(["ir", *dip_files, *ir_options, "-o", str(run_dir / f"ir_{args.temperature:g}K")])
+        compare = [str(csv) for other in args.compare or [] for csv in sorted(Path(other).glob("ir_*K.csv"))]
+        cli(["ir", *dip_files, *ir_options, "--label", f"{args.temperature:g} K", "-o",
+             str(run_dir / f"ir_{args.temperature:g}K")] + (["--compare", *compare] if compare else []))
         one_shot = [f.replace("nve.dip_0", "nve.dip_one_shot_0") for f in dip_files]
         if all(Path(f).is_file() for f in one_shot):
             cli(["ir", *one_shot, *ir_options, "-o", str(run_dir / f"ir_{args.temperature:g}K_one_shot")])
@@ -185,6 +188,8 @@ def main() -> int:
     p.add_argument("--nve-steps", type=int, default=1000, help="NVE steps per segment (0.5 ps)")
     p.add_argument("--max-lag-fs", type=float, default=250.0, help="IR: maximum correlation lag (fs)")
     p.add_argument("--report", action="store_true", help="only summarize finished segments and compute the IR")
+    p.add_argument("--compare", nargs="+", default=None, metavar="RUN_DIR",
+                   help="report: draw the IR spectra of these (reported) campaigns in the same plot, e.g. 100 K")
     args = p.parse_args()
     if args.report:
         report(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..ir import (
     QCF_CHOICES,
@@ -11,6 +12,7 @@ from ..ir import (
     compute_ir_spectrum,
     log_summary,
     plot_spectrum,
+    read_csv,
     read_dipole_file,
     read_reference,
     write_csv,
@@ -37,6 +39,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--blocks", type=int, default=1, help="blocks per file for the standard error (default 1)")
     p.add_argument("--max-wavenumber", type=float, default=4000.0, help="upper end of the output (cm^-1)")
     p.add_argument("--reference", default=None, help="reference sticks: two columns, cm^-1 and intensity")
+    p.add_argument("--compare", nargs="+", default=None, metavar="CSV",
+                   help="spectra written earlier by 'ipi-jlcdm ir' (PREFIX.csv) to draw in the same plot, "
+                   "e.g. another temperature; labelled by file name")
+    p.add_argument("--label", default="", help="legend label of this spectrum in the plot")
     p.add_argument("-o", "--output", required=True, help="output prefix")
     p.set_defaults(func=run)
 
@@ -50,9 +56,10 @@ def run(args: argparse.Namespace) -> int:
                                    args.zero_pad, args.qcf, args.temperature, args.blocks, args.max_wavenumber)
     peaks = spectrum.peaks()
     reference = read_reference(args.reference) if args.reference else None
+    others = [(Path(path).stem, read_csv(path)) for path in args.compare or []]
     write_csv(spectrum, f"{args.output}.csv", f"; qcf {args.qcf} at {args.temperature} K, window {args.window}")
     write_peaks(peaks, f"{args.output}_peaks.csv")
-    plot_spectrum(spectrum, f"{args.output}.png", reference=reference)
+    plot_spectrum(spectrum, f"{args.output}.png", reference=reference, others=others, label=args.label)
     log_summary(spectrum, peaks)
     print(f"wrote {args.output}.csv, {args.output}_peaks.csv, {args.output}.png", file=sys.stderr)
     return 0
