@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harmonic import DEFAULT_STEP_BOHR, hessian_to_wavenumbers  # noqa: E402
+from harmonic import DEFAULT_STEP_BOHR, modes_from_forces  # noqa: E402
 
 from ipi_jlcdm.geometry_io import read_frames  # noqa: E402
 from ipi_jlcdm.model import JLCDModel, resolve_model_path  # noqa: E402
@@ -55,14 +55,7 @@ def main() -> int:
                 np.savez(out, forces=forces)
         print(f"[{time.strftime('%H:%M:%S')}] mode {k + 1}/{nmode} done", flush=True)
 
-    dforce = (forces[:, 0] - forces[:, 1]) / (2 * steps[:, None, None])
-    k_fd = -np.einsum("jax,kax->jk", modes, dforce)
-    force_constants, vectors = np.linalg.eigh(0.5 * (k_fd + k_fd.T))
-    freq_sorted = hessian_to_wavenumbers(force_constants)
-    freq_fd, overlap = np.full(nmode, np.nan), np.zeros(nmode)
-    for j, k in enumerate(np.argmax(vectors ** 2, axis=0)):
-        if vectors[k, j] ** 2 > overlap[k]:
-            freq_fd[k], overlap[k] = freq_sorted[j], vectors[k, j] ** 2
+    freq_fd, overlap, _, _ = modes_from_forces(modes, forces, steps)
     print("| mode | analytic (cm^-1) | SCF finite differences (cm^-1) | diff | overlap |\n|---|---|---|---|---|")
     for k in range(nmode):
         print(f"| {k + 1} | {freq[k]:.1f} | {freq_fd[k]:.1f} | {freq_fd[k] - freq[k]:+.1f} | {overlap[k]:.2f} |")

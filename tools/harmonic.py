@@ -104,6 +104,25 @@ def harmonic_samples(atomic_numbers, coords0, freq_cm1, modes, temperature_k: fl
     return "".join(frames)
 
 
+def modes_from_forces(modes: np.ndarray, forces: np.ndarray, steps: np.ndarray):
+    """Harmonic analysis from forces (nmode, 2, natm, 3) Ha/bohr at R0 +- steps[k] q_k (modes (nmode,
+    natm, 3), steps (nmode,) amu^1/2 bohr): the Hessian in the reference mode basis K_jk = -q_j . dF/dq_k
+    (central differences, symmetrized), diagonalized. Returns, per reference mode k, the frequency
+    (cm^-1) of the eigenvector that overlaps it most and that overlap (nmode,), plus the eigenvectors
+    (nmode, nmode) and, per eigenvector, the reference mode it matches (nmode,)."""
+    nmode = len(modes)
+    dforce = (forces[:, 0] - forces[:, 1]) / (2 * steps[:, None, None])  # (nmode, natm, 3)
+    k_fd = -np.einsum("jax,kax->jk", modes, dforce)
+    force_constants, vectors = np.linalg.eigh(0.5 * (k_fd + k_fd.T))
+    freq_sorted = hessian_to_wavenumbers(force_constants)
+    match = np.argmax(vectors ** 2, axis=0)  # eigenvector -> reference mode of largest weight
+    freq, overlap = np.full(nmode, np.nan), np.zeros(nmode)
+    for j, k in enumerate(match):
+        if vectors[k, j] ** 2 > overlap[k]:
+            freq[k], overlap[k] = freq_sorted[j], vectors[k, j] ** 2
+    return freq, overlap, vectors, match
+
+
 class Progress:
     """Finite-difference results saved after every displacement (resumable), one file per kind: SCF
     dipoles, the model's forces (named after its coefficient hash and force route) and the model's
@@ -209,17 +228,7 @@ def main() -> int:
 
     d = {"model_forces": progress.data["forces"]["forces"], "model_dipoles": progress.data["dipoles"]["dipoles"],
          "scf_dipoles": progress.data["scf"]["dipoles"]}
-    dforce = (d["model_forces"][:, 0] - d["model_forces"][:, 1]) / (2 * steps[:, None, None])  # (nmode, natm, 3)
-    k_model = -np.einsum("jax,kax->jk", modes, dforce)
-    k_model = 0.5 * (k_model + k_model.T)
-    force_constants, vectors = np.linalg.eigh(k_model)
-    freq_model_sorted = hessian_to_wavenumbers(force_constants)
-    match = np.argmax(vectors ** 2, axis=0)  # model eigenvector -> reference mode of largest weight
-    freq_model = np.full(nmode, np.nan)
-    overlap = np.zeros(nmode)
-    for j, k in enumerate(match):
-        if vectors[k, j] ** 2 > overlap[k]:
-            freq_model[k], overlap[k] = freq_model_sorted[j], vectors[k, j] ** 2
+    freq_model, overlap, vectors, match = modes_from_forces(modes, d["model_forces"], steps)
     dmu_model = (d["model_dipoles"][:, 0] - d["model_dipoles"][:, 1]) / (2 * steps[:, None])
     dmu_scf = (d["scf_dipoles"][:, 0] - d["scf_dipoles"][:, 1]) / (2 * steps[:, None])
     # the model's intensity of reference mode k: its dipole derivative along that mode's eigenvector
