@@ -221,7 +221,8 @@ class JLCDModel:
         d(grad delta rho)/dR = grad_r (d delta rho / dR): a directional derivative of the analytic
         atom derivatives along u[1:4] at each point, by central differences over VJP_STEP_BOHR. The
         value channel rides on the same two passes, as the mean of the two displaced evaluations
-        (error h^2/2 of the second derivative, ~1e-9 relative): two passes over the points, not three.
+        (error h^2/2 of the second derivative; 5e-8 of the VJP at VJP_STEP_BOHR, measured): two passes
+        over the points, not three.
         """
         # weights of f_0 (and f_1) on the value channel and along the direction of u[1:4]
         norm = np.linalg.norm(potential[1:4], axis=0)
