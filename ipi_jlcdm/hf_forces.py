@@ -32,6 +32,7 @@ from pyscf.dft import numint
 from pyscf.grad import rhf as rhf_grad
 
 from .density import add_density_response, ao_blocks, per_atom
+from .positivity import PositiveDensityMap
 
 
 @dataclass
@@ -55,6 +56,21 @@ class OneShotState:
     mo_occ: np.ndarray
     coulomb: object
     envelope: object | None = None
+    positivity: PositiveDensityMap | None = None
+
+    def deformation_to_raw(self, potential: np.ndarray, sl: slice | None = None) -> np.ndarray:
+        """A potential on the engine's (drho, grad drho) as one on the model's output."""
+        return potential if self.positivity is None else self.positivity.to_raw(potential, sl)
+
+    def deformation_to_sad(self, potential: np.ndarray, sl: slice) -> np.ndarray:
+        """The potential on (rho_SAD, grad rho_SAD) that a potential on the engine's (drho, grad drho)
+        exerts through rho_SAD: via the positivity map and the envelope e(rho_SAD) of the model."""
+        out = np.zeros_like(potential)
+        if self.positivity is not None:
+            out += self.positivity.sad_extra(potential, sl)
+        if self.envelope is not None:
+            out += self.envelope.sad_potential(self.deformation_to_raw(potential, sl), sl)
+        return out
 
 
 def core_gradient(mol, mo_energy, mo_coeff, mo_occ, dm: np.ndarray) -> np.ndarray:
@@ -110,7 +126,6 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> 
     for idx, v_aux in fit.potentials:
         v_delta[idx] = delta @ v_aux
     z, atom_coords = mol.atom_charges(), mol.atom_coords()
-    env = state.envelope
     u_xc = np.empty((4, npts))  # f_xc[rho_in] (rho_out - rho_in)
     rho_out = np.empty((4, npts))
     per_ao_out = np.zeros((3, mol.nao))  # v_xc[rho_in] against d rho_out / dR
@@ -127,11 +142,11 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> 
         on_sad = s * u_xc[:, sl] * w
         count = np.zeros((4, len(w)))
         count[0] = w
-        if env is not None:  # the grid part of the potential on drho, through e(rho_SAD)
-            on_drho = on_sad.copy()
-            on_drho[0] += s * v_delta[sl] * w
-            on_sad += env.sad_potential(on_drho, sl)
-            count += env.sad_potential(count, sl)
+        # the grid part of the potential on drho, through rho_SAD (positivity map, envelope)
+        on_drho = on_sad.copy()
+        on_drho[0] += s * v_delta[sl] * w
+        on_sad += state.deformation_to_sad(on_drho, sl)
+        count += state.deformation_to_sad(count, sl)
         add_density_response(per_ao_sad, ao, state.dm_sad, on_sad, phi_sad)
         add_density_response(per_ao_count, ao, state.dm_sad, count, phi_sad)
 
@@ -143,7 +158,8 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> 
     potential = s * u_xc * weights
     potential[0] += (s * v_delta + shift) * weights
     gradient = (per_atom(mol, per_ao_out) + per_atom(mol, per_ao_sad) + shift * per_atom(mol, per_ao_count)
-                + source.deformation_density_vjp(coords, z, atom_coords, potential, rho_sad=state.rho_sad))
+                + source.deformation_density_vjp(coords, z, atom_coords, state.deformation_to_raw(potential),
+                                                 rho_sad=state.rho_sad))
     if comm.rank == 0:
         gradient += core_gradient(mol, state.mo_energy, state.mo_coeff, state.mo_occ, state.dm_out)
         gradient += coulomb_gradient(mol, fit, state.dm_out, state.dm_sad, delta, s)

@@ -40,6 +40,7 @@ from .hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
 from .level import LevelOfTheory
 from .occupations import BOLTZMANN_HARTREE_PER_K, aufbau, fermi_dirac
 from .parallel import partition_grid, world
+from .positivity import PositiveDensityMap
 from .results import EngineResult
 from .scf_engine import run_scf
 
@@ -110,6 +111,8 @@ class OneShotEngine:
         else:
             drho, grad_drho = self.source.deformation_density(coords, mol.atom_charges(), mol.atom_coords(), True,
                                                               rho_sad=rho_sad)
+        positivity = PositiveDensityMap.build(rho_sad, drho, grad_drho)  # rho_in >= X_FLOOR rho_SAD
+        drho, grad_drho = positivity.deformation, positivity.deformation_gradient
         timer.lap("model")
         rho_in = rho_sad.copy()
         rho_in[0] += drho
@@ -137,7 +140,7 @@ class OneShotEngine:
         energy = e_band - coulomb.e_hartree + xc.e_xc - xc.v_rho + mol.energy_nuc() - smearing - offset
         if consistent:  # the force passes evaluate rho_out too: use it for the residual
             state = OneShotState(coords, weights, rho_in, rho_sad, scale, dm_sad, dm_out, mo_energy, mo_coeff,
-                                 mo_occ, coulomb, envelope)
+                                 mo_occ, coulomb, envelope, positivity)
             hf_gradient, rho_out = harris_foulkes_gradient(mol, self.level.xc, state, self.source, comm)
             timer.lap("forces")
         elif self.compute_forces:
