@@ -51,6 +51,12 @@ FORCE_ROUTES = ("orbital", "harris-foulkes")
 COULOMB_BLOCK = 4096
 
 
+#: Revision of the one-shot numbers for a given model file: bumped when the engine's energies,
+#: forces or dipoles change for the same coefficients (stored results name it). 1: up to the fourth
+#: session; 2: the positivity map on rho_in (ipi_jlcdm/positivity.py).
+ENGINE_REVISION = 2
+
+
 class OneShotEngine:
     """Non-self-consistent Kohn-Sham step from a deformation-density source (usually a JLCDModel).
 

@@ -21,6 +21,7 @@ from .dataset import ReferenceData
 from .density import density_on_points, grid_points, sad_density_matrix
 from .descriptor import JLHyperparameters
 from .model import JLCDModel
+from .positivity import PositiveDensityMap
 
 RIDGE_GRID = tuple(10.0 ** k for k in range(-14, -1))
 INACTIVE_FEATURE_SCALE = 1e-9  # relative column norm below which a feature counts as absent
@@ -128,13 +129,14 @@ def solve_ridge(train: NormalEquations, validation: NormalEquations | None, ridg
 
 
 def density_error(model_or_none: JLCDModel | None, grid: FrameGrid, atomic_numbers, atom_coords) -> float:
-    """integral |rho_in - rho_SCF| / N_e on the full grid, rho_in renormalized as in the engine;
-    ``None`` gives the error of rho_SAD alone."""
+    """integral |rho_in - rho_SCF| / N_e on the full grid, rho_in mapped (``positivity``) and
+    renormalized as in the engine; ``None`` gives the error of rho_SAD alone."""
     n_elec = float(grid.weights @ grid.rho_scf)
     rho_in = grid.rho_sad.copy()
     if model_or_none is not None:
-        rho_in += model_or_none.deformation_density(grid.coords, atomic_numbers, atom_coords, gradient=False,
-                                                    rho_sad=grid.rho_sad)[0]
+        drho = model_or_none.deformation_density(grid.coords, atomic_numbers, atom_coords, gradient=False,
+                                                 rho_sad=grid.rho_sad)[0]
+        rho_in += PositiveDensityMap.build(grid.rho_sad, drho).deformation
     n_exact = round(n_elec)
     rho_in *= n_exact / float(grid.weights @ rho_in)
     return float(np.abs(grid.weights) @ np.abs(rho_in - grid.rho_scf)) / n_exact

@@ -32,7 +32,7 @@ from ipi_jlcdm.anderson_dipole import DIPOLE_ROUTES
 from ipi_jlcdm.engines import make_engine
 from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
 from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import FORCE_ROUTES
+from ipi_jlcdm.oneshot import ENGINE_REVISION, FORCE_ROUTES
 from ipi_jlcdm.scf_engine import SCFEngine, run_scf
 from ipi_jlcdm.units import ANGSTROM_PER_BOHR, DEBYE_PER_AU
 
@@ -126,16 +126,19 @@ def modes_from_forces(modes: np.ndarray, forces: np.ndarray, steps: np.ndarray):
 class Progress:
     """Finite-difference results saved after every displacement (resumable), one file per kind: SCF
     dipoles, the model's forces (named after its coefficient hash and force route) and the model's
-    dipoles (hash and dipole route). Files of earlier versions held the forces and the one-shot
-    (P_out) dipoles together: those dipoles are read as the 'one-shot' route's."""
+    dipoles (hash and dipole route), with the engine revision (``ENGINE_REVISION``) from 2 on: files
+    without it hold revision 1 and are read only by revision 1. Files of earlier versions held the
+    forces and the one-shot (P_out) dipoles together: those dipoles are read as the 'one-shot' route's."""
 
-    def __init__(self, out: Path, model_hash: str, forces: str, dipole: str, nmode: int, natm: int):
-        self.files = {"scf": out / "fd_scf.npz", "forces": out / f"fd_model_{model_hash}_{forces}.npz",
-                      "dipoles": out / f"fd_model_{model_hash}_dipole_{dipole}.npz"}
+    def __init__(self, out: Path, model_hash: str, forces: str, dipole: str, nmode: int, natm: int,
+                 revision: int = ENGINE_REVISION):
+        tag = "" if revision == 1 else f"_r{revision}"
+        self.files = {"scf": out / "fd_scf.npz", "forces": out / f"fd_model_{model_hash}_{forces}{tag}.npz",
+                      "dipoles": out / f"fd_model_{model_hash}_dipole_{dipole}{tag}.npz"}
         self.data = {"scf": {"dipoles": np.full((nmode, 2, 3), np.nan)},
                      "forces": {"forces": np.full((nmode, 2, natm, 3), np.nan)},
                      "dipoles": {"dipoles": np.full((nmode, 2, 3), np.nan)}}
-        legacy = {"dipoles": self.files["forces"]} if dipole == "one-shot" else {}
+        legacy = {"dipoles": self.files["forces"]} if dipole == "one-shot" and revision == 1 else {}
         for kind, path in self.files.items():
             path = path if path.is_file() else legacy.get(kind, path)
             if path.is_file():
@@ -264,7 +267,8 @@ def main() -> int:
                f"the same along the reference modes (the dipole surface alone, without the model's mode shapes): "
                f"relative error max {np.nanmax(rel_on_ref):.2f}, mean {np.nanmean(rel_on_ref):.2f}; "
                f"within 20 %: {(rel_on_ref <= 0.2).sum()}/{strong.sum()}")
-    text = (f"command: {' '.join(sys.argv)}\nmodel: {args.model}, forces {args.forces}, dipole {args.dipole}; "
+    text = (f"command: {' '.join(sys.argv)}\nmodel: {args.model}, forces {args.forces}, dipole {args.dipole}, "
+            f"engine revision {ENGINE_REVISION}; "
             f"step {args.step_bohr} bohr (largest atomic "
             f"displacement)\n\n" + "\n".join(rows) + "\n\n" + summary + "\n")
     (out / "harmonic.md").write_text(text)
