@@ -110,6 +110,23 @@ class ContractedCoefficients:
     self_term: np.ndarray
 
 
+@dataclass
+class PairDerivatives:
+    """The atom derivatives of a prediction pass, kept per (point, atom) pair within r_cut: for each
+    mixing m of the pass, g (nmix, npair, 3) with d(sum_k m_k f_k)(point)/d R_atom = -g of the pair;
+    point (npair,) indexes the pass's points, atom (npair,) the atoms."""
+
+    point: np.ndarray
+    atom: np.ndarray
+    g: np.ndarray
+
+    def contract(self, weights: np.ndarray, natm: int) -> np.ndarray:
+        """sum_points sum_mix weights[mix, point] d f_mix(point) / d R: (natm, 3) for weights (nmix, npts)."""
+        per_pair = np.einsum("mp,mpx->px", np.asarray(weights)[:, self.point], self.g)
+        return -np.stack([np.bincount(self.atom, weights=per_pair[:, x], minlength=natm) for x in range(3)],
+                         axis=1)
+
+
 class JLDescriptor:
     """JL features for a fixed list of species (atomic numbers, sorted)."""
 
@@ -230,13 +247,16 @@ class JLDescriptor:
         return rho[0], grad
 
     def predict_mixed(self, points: np.ndarray, atomic_numbers: np.ndarray, atom_coords: np.ndarray,
-                      coefs: list[ContractedCoefficients], mixing: np.ndarray | None = None, gradient: bool = True
-                      ) -> tuple[np.ndarray, np.ndarray | None]:
+                      coefs: list[ContractedCoefficients], mixing: np.ndarray | None = None, gradient: bool = True,
+                      keep_pairs: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray | None] | tuple[np.ndarray, np.ndarray, PairDerivatives]:
         """Several linear models f_k on the same features at once: their values (nch, npts) and, if
         ``gradient``, the gradient (npts, 3) of sum_k m_k(g) f_k(g) at fixed mixing weights m
         (``mixing`` (nch, npts); default all ones). The pair terms, species sums and contractions are
         shared; each extra model costs one contraction. ``mixing`` (nmix, nch, npts) gives nmix
-        gradients (nmix, npts, 3), one derivative pass each, from the same contractions."""
+        gradients (nmix, npts, 3), one derivative pass each, from the same contractions. With
+        ``keep_pairs`` (and ``gradient``) the pass's atom derivatives come back too, as the third item
+        (PairDerivatives, one per mixing): the derivative pass forms them anyway."""
         points = np.asarray(points, dtype=float)
         spec = self.species_indices(atomic_numbers)
         if mixing is None:
@@ -246,14 +266,23 @@ class JLDescriptor:
         mixings = mixing if several else mixing[None]
         rho = np.zeros((len(coefs), len(points)))
         grad = np.zeros((len(mixings), len(points), 3)) if gradient else None
+        keep_pairs = keep_pairs and gradient
+        pair_points, pair_atoms, pair_g = [], [], []
         for chunk in self._chunks(len(points)):
             geometry = self._chunk_geometry(points[chunk], spec, np.asarray(atom_coords, float))
-            r, g, _ = self._predict_chunk(geometry, coefs, mixings[:, :, chunk], gradient, False)
+            r, g, per_pair = self._predict_chunk(geometry, coefs, mixings[:, :, chunk], gradient, keep_pairs)
             rho[:, chunk] = r
             if gradient:
                 grad[:, chunk] = g
+            if keep_pairs:
+                pair_points.append(chunk.start + geometry.p_idx)
+                pair_atoms.append(geometry.a_idx)
+                pair_g.append(np.array(per_pair))
         if gradient and not several:
             grad = grad[0]
+        if keep_pairs:
+            return rho, grad, PairDerivatives(np.concatenate(pair_points), np.concatenate(pair_atoms),
+                                              np.concatenate(pair_g, axis=1))
         return rho, grad
 
     def atom_derivatives(self, points: np.ndarray, atomic_numbers: np.ndarray, atom_coords: np.ndarray,

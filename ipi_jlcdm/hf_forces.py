@@ -41,7 +41,9 @@ class OneShotState:
 
     coords (npts, 3) bohr, weights (npts,), rho_in and rho_sad (4, npts) (rho_in scaled) density and
     gradient, scale s, dm_sad, dm_out (nao, nao), orbitals, the CoulombFit (with kept potentials)
-    and, for a model with an envelope block, its EnvelopeResponse at the points (else None).
+    and, for a model with an envelope block, its EnvelopeResponse at the points (else None); the
+    PositiveDensityMap that made drho (None: the identity) and the model pass's atom derivatives at
+    the points (None: the vector-Jacobian product makes them itself, one pass more).
     """
 
     coords: np.ndarray
@@ -57,6 +59,7 @@ class OneShotState:
     coulomb: object
     envelope: object | None = None
     positivity: PositiveDensityMap | None = None
+    model_pairs: object | None = None  # the model pass's atom derivatives (descriptor.PairDerivatives)
 
     def deformation_to_raw(self, potential: np.ndarray, sl: slice | None = None) -> np.ndarray:
         """A potential on the engine's (drho, grad drho) as one on the model's output."""
@@ -159,7 +162,7 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> 
     potential[0] += (s * v_delta + shift) * weights
     gradient = (per_atom(mol, per_ao_out) + per_atom(mol, per_ao_sad) + shift * per_atom(mol, per_ao_count)
                 + source.deformation_density_vjp(coords, z, atom_coords, state.deformation_to_raw(potential),
-                                                 rho_sad=state.rho_sad))
+                                                 rho_sad=state.rho_sad, pairs=state.model_pairs))
     if comm.rank == 0:
         gradient += core_gradient(mol, state.mo_energy, state.mo_coeff, state.mo_occ, state.dm_out)
         gradient += coulomb_gradient(mol, fit, state.dm_out, state.dm_sad, delta, s)

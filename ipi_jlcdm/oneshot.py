@@ -110,9 +110,9 @@ class OneShotEngine:
         rho_sad = density_on_points(mol, dm_sad, coords, gradient=True)
         timer.lap("rho_sad")
         consistent = self.compute_forces and self.forces == "harris-foulkes"
-        envelope = None
+        envelope, model_pairs = None, None
         if consistent and hasattr(self.source, "deformation_density_with_response"):
-            drho, grad_drho, envelope = self.source.deformation_density_with_response(
+            drho, grad_drho, envelope, model_pairs = self.source.deformation_density_with_response(
                 coords, mol.atom_charges(), mol.atom_coords(), rho_sad)
         else:
             drho, grad_drho = self.source.deformation_density(coords, mol.atom_charges(), mol.atom_coords(), True,
@@ -146,7 +146,7 @@ class OneShotEngine:
         energy = e_band - coulomb.e_hartree + xc.e_xc - xc.v_rho + mol.energy_nuc() - smearing - offset
         if consistent:  # the force passes evaluate rho_out too: use it for the residual
             state = OneShotState(coords, weights, rho_in, rho_sad, scale, dm_sad, dm_out, mo_energy, mo_coeff,
-                                 mo_occ, coulomb, envelope, positivity)
+                                 mo_occ, coulomb, envelope, positivity, model_pairs)
             hf_gradient, rho_out = harris_foulkes_gradient(mol, self.level.xc, state, self.source, comm)
             timer.lap("forces")
         elif self.compute_forces:

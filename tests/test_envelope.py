@@ -80,7 +80,7 @@ def test_envelope_vector_jacobian_product_including_the_motion_of_rho_sad():
 
     mol, sad = sad_on_points(model, xyz, points)
     analytic = model.deformation_density_vjp(points, Z, xyz, potential, rho_sad=sad)
-    rho, grad, response = model.deformation_density_with_response(points, Z, xyz, sad)
+    rho, grad, response, pairs = model.deformation_density_with_response(points, Z, xyz, sad)
     plain_rho, plain_grad = model.deformation_density(points, Z, xyz, True, rho_sad=sad)
     np.testing.assert_array_equal(rho, plain_rho)
     np.testing.assert_allclose(grad, plain_grad, rtol=1e-12, atol=1e-14)
@@ -88,6 +88,8 @@ def test_envelope_vector_jacobian_product_including_the_motion_of_rho_sad():
     for sl, ao, _mask in ao_blocks(mol, points, 2):
         add_density_response(per_ao, ao, sad_density_matrix(mol), response.sad_potential(potential[:, sl], sl))
     analytic += per_atom(mol, per_ao)
+    one_pass = (model.deformation_density_vjp(points, Z, xyz, potential, rho_sad=sad, pairs=pairs)
+                + per_atom(mol, per_ao))
     step, fd = 1e-4, np.zeros_like(xyz)
     for a in range(3):
         for x in range(3):
@@ -95,6 +97,7 @@ def test_envelope_vector_jacobian_product_including_the_motion_of_rho_sad():
             shift[a, x] = step
             fd[a, x] = (contracted(xyz + shift) - contracted(xyz - shift)) / (2 * step)
     np.testing.assert_allclose(analytic, fd, rtol=1e-5, atol=1e-5 * np.abs(fd).max())
+    np.testing.assert_allclose(one_pass, fd, rtol=5e-5, atol=5e-5 * np.abs(fd).max())  # one-sided, O(h)
 
 
 def test_consistent_forces_with_an_envelope_model_are_the_energy_derivative():

@@ -72,3 +72,9 @@ def test_model_vector_jacobian_product_matches_finite_differences():
             shift[a, x] = step
             fd[a, x] = (contracted(xyz + shift) - contracted(xyz - shift)) / (2 * step)
     np.testing.assert_allclose(analytic, fd, rtol=1e-6, atol=1e-6 * np.abs(fd).max())
+    # one pass: the value channel from the model pass's own atom derivatives, one-sided differences
+    # (error O(h): 1.5e-5 relative here, with O(1) random weights on the gradient channels; 1.5e-8
+    # Ha/bohr with the potential of a uracil route (b) step, model.VJP_FORWARD_STEP_BOHR)
+    pairs = model.deformation_density_with_response(points, z, xyz, None)[3]
+    one_pass = model.deformation_density_vjp(points, z, xyz, potential, pairs=pairs)
+    np.testing.assert_allclose(one_pass, fd, rtol=5e-5, atol=5e-5 * np.abs(fd).max())
