@@ -34,7 +34,7 @@ from pyscf.dft import numint
 from pyscf.dft.gen_grid import make_mask
 from pyscf.grad import rks as rks_grad
 
-from .anderson_dipole import DIPOLE_ROUTES, anderson_dipole, dipole_of
+from .anderson_dipole import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES, anderson_dipole, dipole_of
 from .density import add_density_response, ao_blocks, density_on_points, grid_points, per_atom, sad_density_matrix
 from .hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
 from .level import LevelOfTheory
@@ -68,19 +68,23 @@ class OneShotEngine:
 
     def __init__(self, source, level: LevelOfTheory, compute_forces: bool = True, comm=None,
                  fallback_residual: float | None = None, fallback_conv_tol: float = 1e-9,
-                 electronic_temperature_k: float = 0.0, forces: str = "orbital", dipole: str = "anderson"):
+                 electronic_temperature_k: float = 0.0, forces: str = "orbital", dipole: str = "anderson",
+                 anderson_steps: int = DEFAULT_ANDERSON_STEPS):
         """``fallback_residual``: above this residual (integral |rho_out - rho_in| / N_e) the step
         is recomputed by SCF started from P_out and flagged (info['fallback'] = 1); None: never.
         ``electronic_temperature_k`` > 0: Fermi-Dirac occupations (energy = free energy).
         ``forces``: 'orbital' (route a: PySCF's gradient on the one-shot orbitals) or 'harris-foulkes'
         (route b: the consistent derivative of the energy this engine returns, ``hf_forces``).
-        ``dipole``: 'anderson' (one Anderson step in the Coulomb metric from the one-shot step, one
-        more Fock build: ``anderson_dipole``) or 'one-shot' (P_out's)."""
+        ``dipole``: 'anderson' (``anderson_steps`` Anderson steps in the Coulomb metric from the
+        one-shot step, one more Fock build each: ``anderson_dipole``) or 'one-shot' (P_out's)."""
         if forces not in FORCE_ROUTES:
             raise ValueError(f"unknown forces {forces!r}; choose from {FORCE_ROUTES}")
         if dipole not in DIPOLE_ROUTES:
             raise ValueError(f"unknown dipole {dipole!r}; choose from {DIPOLE_ROUTES}")
         self.dipole = dipole
+        if anderson_steps < 1:
+            raise ValueError(f"anderson_steps must be >= 1, got {anderson_steps}")
+        self.anderson_steps = anderson_steps
         self.forces = forces
         self.source = source
         self.level = level
@@ -166,7 +170,8 @@ class OneShotEngine:
         if self.dipole == "anderson":
             dipole, theta = anderson_dipole(
                 mol, lambda rho: _xc_terms(mol, self.level.xc, coords, weights, rho, comm), coulomb, hcore, overlap,
-                dm_out, rho_out, lambda e: self._occupations(e, n_elec)[0], comm)
+                dm_out, rho_out, lambda e: self._occupations(e, n_elec)[0], comm, self.anderson_steps,
+                lambda dm: density_on_points(mol, dm, coords, gradient=True))
             timer.lap("anderson_dipole")
 
         forces = np.zeros((mol.natm, 3))

@@ -23,12 +23,12 @@ def test_fermi_dirac_counts_electrons_and_limits_to_aufbau():
     assert cold_entropy < 1e-10
 
 
-def bn_dipoles(distances_angstrom, temperature_k, dipole="one-shot"):
+def bn_dipoles(distances_angstrom, temperature_k, dipole="one-shot", anderson_steps=1):
     hyper = JLHyperparameters(n1=2, n2=3, l_max=1)
     level = LevelOfTheory(grid_level=1)
     superposition = JLCDModel(hyper, [5, 7], np.zeros(JLDescriptor(hyper, [5, 7]).n_features), level)
     engine = OneShotEngine(superposition, level, compute_forces=False, electronic_temperature_k=temperature_k,
-                           dipole=dipole)
+                           dipole=dipole, anderson_steps=anderson_steps)
     return np.array([engine.compute(np.array([5, 7]), np.array([[0, 0, 0], [0, 0, d * BOHR_PER_ANGSTROM]])).dipole[2]
                      for d in distances_angstrom])
 
@@ -43,10 +43,17 @@ def test_smearing_keeps_the_dipole_continuous_across_an_occupation_flip():
 
 
 def test_smearing_also_keeps_the_anderson_dipole_continuous():
-    """The Anderson step diagonalizes once more with the same occupation rule: measured jumps
-    0.85 e*bohr at the flip with aufbau, <= 0.004 everywhere with smearing at 3000 K."""
+    """The Anderson steps diagonalize again with the same occupation rule: measured jumps with one
+    step 0.85 e*bohr at the flip with aufbau, <= 0.004 everywhere with smearing at 3000 K; with three
+    steps (the default) 0.10 e*bohr with aufbau (the steps move towards the SCF solution) and smooth
+    with smearing."""
     distances = np.arange(2.58, 2.70, 0.01)
     jumps_aufbau = np.abs(np.diff(bn_dipoles(distances, 0.0, "anderson")))
     jumps_smeared = np.abs(np.diff(bn_dipoles(distances, 3000.0, "anderson")))
     assert jumps_aufbau.max() > 0.5
     assert jumps_smeared.max() < 3 * np.median(jumps_smeared) and jumps_smeared.max() < 0.02
+    jumps_aufbau_3 = np.abs(np.diff(bn_dipoles(distances, 0.0, "anderson", anderson_steps=3)))
+    jumps_smeared_3 = np.abs(np.diff(bn_dipoles(distances, 3000.0, "anderson", anderson_steps=3)))
+    print("three steps: largest jump aufbau", jumps_aufbau_3.max(), "smeared", jumps_smeared_3.max())
+    assert jumps_aufbau_3.max() > 5 * np.median(jumps_aufbau_3)  # still a visible flip
+    assert jumps_smeared_3.max() < 3 * np.median(jumps_smeared_3) and jumps_smeared_3.max() < 0.02

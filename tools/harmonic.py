@@ -28,7 +28,7 @@ import scipy.optimize
 from pyscf.data import nist
 from pyscf.hessian import thermo
 
-from ipi_jlcdm.anderson_dipole import DIPOLE_ROUTES
+from ipi_jlcdm.anderson_dipole import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
 from ipi_jlcdm.engines import make_engine
 from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
 from ipi_jlcdm.model import JLCDModel
@@ -165,6 +165,8 @@ def main() -> int:
                         help=f"largest atomic displacement of a finite-difference step (default {DEFAULT_STEP_BOHR})")
     parser.add_argument("--forces", choices=FORCE_ROUTES, default="orbital", help="the model's force route")
     parser.add_argument("--dipole", choices=DIPOLE_ROUTES, default="anderson", help="the model's dipole route")
+    parser.add_argument("--anderson-steps", type=int, default=DEFAULT_ANDERSON_STEPS,
+                        help=f"Fock builds of the 'anderson' dipole (default {DEFAULT_ANDERSON_STEPS})")
     parser.add_argument("--gtol", type=float, default=2e-5, help="optimization: max |gradient| Ha/bohr")
     parser.add_argument("--sample", nargs=2, metavar=("TEMPERATURE_K", "N"), default=None,
                         help="instead of the comparison: write N geometries drawn from the classical harmonic "
@@ -209,9 +211,13 @@ def main() -> int:
         return 0
     steps = args.step_bohr / np.abs(modes).reshape(nmode, -1).max(axis=1)  # amu^1/2 bohr per mode
 
-    progress = Progress(out, model.metadata()["coefficients_sha256"][:12], args.forces, args.dipole, nmode, natm)
-    engine = make_engine("jlcdm", args.model, fallback_residual=None, forces=args.forces, dipole=args.dipole)
-    dipole_engine = make_engine("jlcdm", args.model, fallback_residual=None, dipole=args.dipole)
+    dipole_route = args.dipole if args.dipole != "anderson" or args.anderson_steps == 1 else \
+        f"anderson{args.anderson_steps}"  # result files of one Anderson step keep their earlier name
+    progress = Progress(out, model.metadata()["coefficients_sha256"][:12], args.forces, dipole_route, nmode, natm)
+    engine = make_engine("jlcdm", args.model, fallback_residual=None, forces=args.forces, dipole=args.dipole,
+                         anderson_steps=args.anderson_steps)
+    dipole_engine = make_engine("jlcdm", args.model, fallback_residual=None, dipole=args.dipole,
+                                anderson_steps=args.anderson_steps)
     dipole_engine.compute_forces = False  # where only the dipoles are missing (another dipole route)
     for k in range(nmode):
         for side, sign in enumerate((1.0, -1.0)):
@@ -268,7 +274,7 @@ def main() -> int:
                f"relative error max {np.nanmax(rel_on_ref):.2f}, mean {np.nanmean(rel_on_ref):.2f}; "
                f"within 20 %: {(rel_on_ref <= 0.2).sum()}/{strong.sum()}")
     text = (f"command: {' '.join(sys.argv)}\nmodel: {args.model}, forces {args.forces}, dipole {args.dipole}, "
-            f"engine revision {ENGINE_REVISION}; "
+            f"Anderson steps {args.anderson_steps}, engine revision {ENGINE_REVISION}; "
             f"step {args.step_bohr} bohr (largest atomic "
             f"displacement)\n\n" + "\n".join(rows) + "\n\n" + summary + "\n")
     (out / "harmonic.md").write_text(text)

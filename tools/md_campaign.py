@@ -105,6 +105,7 @@ def run_campaign(args) -> None:
     inputs = packaged_inputs()
     address = f"campaign_{os.getpid()}"
     extra = (["--forces", args.forces, "--dipole", args.dipole]
+             + (["--anderson-steps", str(args.anderson_steps)] if args.anderson_steps else [])
              + (["--grid-level", str(args.grid_level)] if args.grid_level else []))
     model = str(Path(args.model).resolve()) if Path(args.model).is_file() else args.model  # drivers run in segK/
     driver = driver_command(address, "jlcdm", model, extra)
@@ -180,6 +181,8 @@ def main() -> int:
     p.add_argument("--model", default="uracil")
     p.add_argument("--forces", default="orbital", help="force route of the driver (default orbital)")
     p.add_argument("--dipole", default="anderson", help="dipole route of the driver (default anderson)")
+    p.add_argument("--anderson-steps", type=int, default=None,
+                   help="Fock builds of the driver's 'anderson' dipole (default: the driver's default)")
     p.add_argument("--grid-level", type=int, default=None)
     p.add_argument("--structure", default=None, help="starting XYZ (default the packaged uracil.xyz)")
     p.add_argument("--segments", type=int, default=4)
