@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .anderson_dipole import DEFAULT_ANDERSON_STEPS
 from .dataset import ReferenceData
 from .model import JLCDModel
 from .oneshot import OneShotEngine
@@ -20,14 +21,15 @@ COLUMNS = ("source", "density_error_percent", "sad_error_percent", "energy_error
 
 
 def validate_model(model: JLCDModel, data: ReferenceData, frames: list[int], engine: bool = True,
-                   log=sys.stderr, forces: str = "orbital") -> list[dict]:
+                   log=sys.stderr, forces: str = "orbital", anderson_steps: int = DEFAULT_ANDERSON_STEPS
+                   ) -> list[dict]:
     """One row per frame (COLUMNS): density errors on the full grid and, with ``engine``, the one-shot
     energy, force (route ``forces``, see OneShotEngine), dipole and gap errors against the stored SCF labels.
     dipole_error_D is that of the dipole the engine serves (after the Anderson step by default),
     dipole_one_shot_error_D that of the one-shot density matrix P_out, dipole_rho_in_error_D that of
     the model density rho_in itself (grid quadrature)."""
     rows = []
-    one_shot = OneShotEngine(model, model.level, forces=forces)
+    one_shot = OneShotEngine(model, model.level, forces=forces, anderson_steps=anderson_steps)
     for k in frames:
         t0 = time.perf_counter()
         z, xyz = data.atomic_numbers, data.coords_bohr[k]

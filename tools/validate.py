@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ipi_jlcdm.anderson_dipole import DEFAULT_ANDERSON_STEPS
 from ipi_jlcdm.dataset import ReferenceData
 from ipi_jlcdm.geometry_io import parse_frame_selection
 from ipi_jlcdm.model import JLCDModel
@@ -26,6 +27,8 @@ def main() -> int:
     parser.add_argument("data")
     parser.add_argument("--frames", default=None, help="frames of DATA ('START:STOP' or 'i,j'), default all")
     parser.add_argument("--density-only", action="store_true", help="skip the one-shot engine")
+    parser.add_argument("--anderson-steps", type=int, default=DEFAULT_ANDERSON_STEPS,
+                        help=f"Fock builds of the served 'anderson' dipole (default {DEFAULT_ANDERSON_STEPS})")
     parser.add_argument("--forces", choices=FORCE_ROUTES, default="orbital",
                         help="one-shot force route: orbital (PySCF gradient on the one-shot orbitals) or "
                         "harris-foulkes (consistent derivative of the one-shot energy)")
@@ -35,7 +38,8 @@ def main() -> int:
     if data.level.mismatch(model.level):
         raise SystemExit(f"data and model levels of theory differ: {data.level.mismatch(model.level)}")
     frames = parse_frame_selection(args.frames, len(data))
-    rows = validate_model(model, data, frames, engine=not args.density_only, forces=args.forces)
+    rows = validate_model(model, data, frames, engine=not args.density_only, forces=args.forces,
+                          anderson_steps=args.anderson_steps)
     table = format_table(rows) + "\n\nmeans: " + ", ".join(f"{k} {v:.4g}" for k, v in summarize(rows).items())
     print(table)
     if args.output:
