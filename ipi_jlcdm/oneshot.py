@@ -1,7 +1,8 @@
 """One-shot Kohn-Sham engine: model density in, one diagonalization, energy/forces/dipole out.
 
 DESIGN section 5. Per geometry:
-  rho_in = s (rho_SAD + drho_model), s = N_e / integral(rho_SAD + drho_model)   (grid, with gradient)
+  rho_in = s rho_SAD h((rho_SAD + drho_model) / rho_SAD), s normalizes to N_e   (grid, with gradient;
+           h: the identity above 8 % of rho_SAD, a smooth floor at 4 % below, ``positivity``)
   Coulomb: d = (P|Q)^-1 (Q|rho_in), (Q|rho_SAD) exact from P_SAD and 3-centre integrals,
            (Q|drho) by quadrature with V_Q(r_g); J = (mn|P) d_P, E_H = 1/2 d.(Q|rho_in)
   XC: PBE on rho_in and grad rho_in; V_xc by quadrature
@@ -11,7 +12,7 @@ DESIGN section 5. Per geometry:
   with smearing at electronic temperature T the energy is the Mermin free energy E_HF - k T S
   forces: PySCF's analytic RKS gradient on the one-shot orbitals (route a of DESIGN, default) or
           the consistent derivative of E_HF (route b, ``hf_forces``)
-  dipole: after one Anderson step in the Coulomb metric (default, ``anderson_dipole``) or from P_out
+  dipole: after Anderson steps in the Coulomb metric (default 3, ``anderson_dipole``) or from P_out
           (``dipole='one-shot'``, the paper's; always in info['dipole_one_shot']); from rho_in as a
           cross-check; gap; residual |rho_out - rho_in|/N_e.
 
