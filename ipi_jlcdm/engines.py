@@ -18,7 +18,8 @@ ENGINES = ("jlcdm", "scf")
 
 
 #: Default residual above which a one-shot step falls back to SCF: the shipped uracil model gives
-#: 1.1-1.8 % on held-out 500 K frames, the atomic superposition alone ~19 % (water) to 25 %.
+#: 0.74-1.07 % on held-out 500 K frames and 0.54-0.72 % along 300 K NVE (engine revision 2), the
+#: atomic superposition alone ~19 % (water) to 25 %.
 DEFAULT_FALLBACK_RESIDUAL = 0.05
 
 
