@@ -67,3 +67,44 @@ def test_a_continued_stage_uses_this_campaigns_socket(tmp_path):
     campaign.resume_input(checkpoint, tmp_path / "nvt_resume.xml", "campaign_new")
     resumed = parsed_by_ipi(tmp_path / "nvt_resume.xml")
     assert [ff.address.fetch() for name, ff in resumed.extra if name == "ffsocket"] == ["campaign_new"]
+
+
+def test_a_branched_segment_starts_at_the_checkpoint_geometry(tmp_path):
+    """The start file of a branched segment, read back by i-PI's own XYZ reader, holds the
+    checkpoint's positions (bohr) to the precision the file keeps."""
+    from ipi.engine.beads import Beads
+    from ipi.inputs.beads import InputBeads
+    from ipi.utils.io import read_file
+
+    beads = Beads(3, 1)
+    beads.q = np.array([[0.1234567891, -1.2, 0.3, 1.9, 0.05, -0.7, -0.4, 1.6, 0.9]])
+    beads.names = np.array(["O", "H", "H"])
+    beads.m = np.array([29156.9, 1837.2, 1837.2])
+    stored = InputBeads()
+    stored.store(beads)
+    checkpoint = tmp_path / "nvt.chk"
+    checkpoint.write_text(f"<simulation><system>{stored.write('beads')}</system></simulation>")
+    start = tmp_path / "start.xyz"
+    campaign.write_branch_start(checkpoint, start)
+    with open(start) as f:
+        frame = read_file("xyz", f)  # i-PI converts to bohr from the units named in the comment line
+    np.testing.assert_allclose(frame["atoms"].q, beads.q[0], atol=1e-9)
+    assert list(frame["atoms"].names) == ["O", "H", "H"]
+
+
+def test_two_processes_cannot_run_the_same_segment(tmp_path):
+    import subprocess
+    import sys
+
+    import pytest
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / "campaign.pid").write_text(f"{other.pid}\n")
+        with pytest.raises(SystemExit, match="being run by process"):
+            campaign.claim_segment(tmp_path)
+    finally:
+        other.kill()
+        other.wait()
+    campaign.claim_segment(tmp_path)  # the holder is gone: a stale claim is taken over
+    assert int((tmp_path / "campaign.pid").read_text()) == campaign.os.getpid()

@@ -34,6 +34,9 @@ CONFIGS = {
               dict(n1=12, n2=8, l_max=5, r_cut=1.6, alpha=0, beta=0, r_min=-0.4, env=None)],
     "short_env": [dict(n1=25, n2=12, l_max=5, r_cut=3.5, alpha=7, beta=0, r_min=-0.8, env=None),
                   dict(n1=12, n2=8, l_max=5, r_cut=1.6, alpha=0, beta=0, r_min=-0.4, env=1 / 3)],
+    "env13_short": [dict(n1=25, n2=12, l_max=5, r_cut=3.5, alpha=7, beta=0, r_min=-0.8, env=None),
+                    dict(n1=25, n2=12, l_max=5, r_cut=3.5, alpha=7, beta=0, r_min=-0.8, env=1 / 3),
+                    dict(n1=12, n2=8, l_max=5, r_cut=1.6, alpha=0, beta=0, r_min=-0.4, env=None)],
     "env_only": [dict(n1=25, n2=12, l_max=5, r_cut=3.5, alpha=7, beta=0, r_min=-0.8, env=1 / 3)],
 }
 

@@ -3,8 +3,15 @@ re-thermalized by a short NVT from the end of the previous one (inputs/uracil/RE
 
     python tools/md_campaign.py RUN_DIR --temperature 300 [--model uracil] [--segments 4]
                                 [--nve-steps 1000] [--first-nvt-steps 400] [--nvt-steps 100]
+    python tools/md_campaign.py RUN_DIR --temperature 300 --branch --segment 1 3  # branched segments 1, 3
     python tools/md_campaign.py RUN_DIR --report      # summary + IR spectrum of the finished segments
     python tools/md_campaign.py RUN_300K --report --compare RUN_100K   # and the 100 K spectrum in its plot
+
+Chained (default): segment K starts from the end of segment K-1, so the segments run one after
+another. Branched (``--branch``): segment K >= 1 starts from the end of segment 0's NVT stage with
+velocities drawn afresh from Maxwell-Boltzmann (seed 1000 + K), then its own NVT stage and NVE; the
+segments are independent, so ``--segment K`` runs one of them and several processes can run
+different segments side by side (one core each) once segment 0's NVT stage exists.
 
 Every i-PI run writes a checkpoint each step, so killing the campaign loses at most one step:
 rerunning the same command continues from the last checkpoint (i-PI appends to the trajectories).
@@ -29,7 +36,7 @@ import numpy as np
 from ipi_jlcdm.demo import packaged_inputs
 from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
 from ipi_jlcdm.ir import read_extras_table
-from ipi_jlcdm.units import DEBYE_PER_AU
+from ipi_jlcdm.units import BOHR_PER_ANGSTROM, DEBYE_PER_AU
 
 TIMESTEP_FS = 0.5
 #: The driver's per-step reliability extras, one line per step: gap (Ha), residual, |d mu| (e bohr), fallback.
@@ -80,6 +87,26 @@ def resume_input(checkpoint: Path, xml: Path, address: str) -> None:
     tree.write(xml)
 
 
+def checkpoint_geometry(checkpoint: Path) -> tuple[list[str], np.ndarray]:
+    """Atom names and positions (natoms, 3) in bohr of bead 0 in an i-PI checkpoint."""
+    beads = ET.parse(checkpoint).getroot().find("system/beads")
+    natoms = int(beads.get("natoms"))
+    q = np.array(beads.find("q").text.replace("[", " ").replace("]", " ").replace(",", " ").split(), float)
+    names = beads.find("names").text.replace("[", " ").replace("]", " ").replace(",", " ").split()
+    return names, q[:3 * natoms].reshape(natoms, 3)
+
+
+def write_branch_start(checkpoint: Path, xyz: Path) -> None:
+    """An XYZ file (angstrom, i-PI's comment line) with the positions of ``checkpoint``: a branched
+    segment starts there with fresh thermal velocities."""
+    names, coords = checkpoint_geometry(checkpoint)
+    lines = [str(len(names)), f"# CELL(abcABC): 20.0 20.0 20.0 90.0 90.0 90.0 Step: 0 Bead: 0 "
+             f"positions{{angstrom}} cell{{angstrom}} (from {checkpoint.parent.name}/{checkpoint.name})"]
+    lines += [f"{n:2s} {x:18.10f} {y:18.10f} {z:18.10f}" for n, (x, y, z) in zip(names, coords / BOHR_PER_ANGSTROM,
+                                                                             strict=True)]
+    xyz.write_text("\n".join(lines) + "\n")
+
+
 def run_stage(seg: Path, stage: str, steps: int, template: Path, start: Path, temperature: float, seed: int,
               address: str, driver: list[str]) -> None:
     """Run (or continue) one i-PI stage of ``steps`` steps in ``seg``."""
@@ -99,6 +126,22 @@ def run_stage(seg: Path, stage: str, steps: int, template: Path, start: Path, te
     run_ipi_with_driver(seg, xml.name, address, driver, tag=f"{stage}{attempt}")
 
 
+def claim_segment(seg: Path) -> None:
+    """Mark ``seg`` as worked on by this process; refuse if another live process holds it (two i-PI
+    runs appending to the same files would corrupt the segment)."""
+    lock = seg / "campaign.pid"
+    if lock.is_file():
+        pid = int(lock.read_text().split()[0])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            pass  # a killed campaign's stale claim
+        else:
+            if pid != os.getpid():
+                raise SystemExit(f"{seg} is being run by process {pid} (remove {lock} if that is wrong)")
+    lock.write_text(f"{os.getpid()}\n")
+
+
 def run_campaign(args) -> None:
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -109,14 +152,25 @@ def run_campaign(args) -> None:
              + (["--grid-level", str(args.grid_level)] if args.grid_level else []))
     model = str(Path(args.model).resolve()) if Path(args.model).is_file() else args.model  # drivers run in segK/
     driver = driver_command(address, "jlcdm", model, extra)
-    for k in range(args.segments):
+    segments = args.segment if args.segment is not None else range(args.segments)
+    for k in segments:
         seg = run_dir / f"seg{k}"
         seg.mkdir(exist_ok=True)
+        claim_segment(seg)
         if k == 0:
             start = seg / "start.xyz"
             if not start.exists():
                 shutil.copy(args.structure or inputs / "uracil.xyz", start)
             nvt_steps = args.first_nvt_steps
+        elif args.branch:
+            start = seg / "start.xyz"
+            if not start.exists():
+                origin = run_dir / "seg0" / "nvt.chk"
+                if steps_done(run_dir / "seg0" / "nvt.out") < args.first_nvt_steps:
+                    raise SystemExit(f"--branch: segment {k} starts from the end of seg0's NVT stage, which "
+                                     f"has not finished ({origin}); run segment 0 first")
+                write_branch_start(origin, start)
+            nvt_steps = args.nvt_steps
         else:
             start = seg / "start.chk"
             if not start.exists():
@@ -126,6 +180,7 @@ def run_campaign(args) -> None:
         run_stage(seg, "nve", args.nve_steps, inputs / "nve.xml", seg / "nvt.chk", args.temperature, 2000 + k,
                   address, driver)
         log(f"{seg.name}: done")
+        (seg / "campaign.pid").unlink()
 
 
 def read_reliability(path: Path) -> np.ndarray:
@@ -189,16 +244,24 @@ def main() -> int:
     p.add_argument("--first-nvt-steps", type=int, default=400, help="NVT steps before the first segment (200 fs)")
     p.add_argument("--nvt-steps", type=int, default=100, help="NVT steps between segments (50 fs)")
     p.add_argument("--nve-steps", type=int, default=1000, help="NVE steps per segment (0.5 ps)")
+    p.add_argument("--branch", action="store_true",
+                   help="segments >= 1 start from seg0's NVT end with fresh velocities (independent, parallel)")
+    p.add_argument("--segment", type=int, nargs="+", default=None, metavar="K",
+                   help="run only these segments, in this order (with --branch, K >= 1 needs seg0's NVT "
+                        "stage finished)")
     p.add_argument("--max-lag-fs", type=float, default=250.0, help="IR: maximum correlation lag (fs)")
     p.add_argument("--report", action="store_true", help="only summarize finished segments and compute the IR")
     p.add_argument("--compare", nargs="+", default=None, metavar="RUN_DIR",
                    help="report: draw the IR spectra of these (reported) campaigns in the same plot, e.g. 100 K")
     args = p.parse_args()
+    if args.segment is not None and any(k > 0 for k in args.segment) and not args.branch:
+        p.error("--segment K > 0 needs --branch (chained segments must run in order)")
     if args.report:
         report(args)
     else:
         run_campaign(args)
-        report(args)
+        if args.segment is None:
+            report(args)
     return 0
 
 
