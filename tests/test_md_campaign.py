@@ -67,6 +67,13 @@ def test_a_continued_stage_uses_this_campaigns_socket(tmp_path):
     campaign.resume_input(checkpoint, tmp_path / "nvt_resume.xml", "campaign_new")
     resumed = parsed_by_ipi(tmp_path / "nvt_resume.xml")
     assert [ff.address.fetch() for name, ff in resumed.extra if name == "ffsocket"] == ["campaign_new"]
+    assert resumed.total_steps.fetch() == 10
+    # a longer stage extends the run; i-PI leaves total_steps out of a checkpoint at its default 1000
+    root = ET.parse(checkpoint).getroot()
+    root.remove(root.find("total_steps"))
+    ET.ElementTree(root).write(checkpoint)
+    campaign.resume_input(checkpoint, tmp_path / "nvt_resume.xml", "campaign_new", total_steps=400)
+    assert parsed_by_ipi(tmp_path / "nvt_resume.xml").total_steps.fetch() == 400
 
 
 def test_a_branched_segment_starts_at_the_checkpoint_geometry(tmp_path):

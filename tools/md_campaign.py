@@ -4,6 +4,8 @@ re-thermalized by a short NVT from the end of the previous one (inputs/uracil/RE
     python tools/md_campaign.py RUN_DIR --temperature 300 [--model uracil] [--segments 4]
                                 [--nve-steps 1000] [--first-nvt-steps 400] [--nvt-steps 100]
     python tools/md_campaign.py RUN_DIR --temperature 300 --branch --segment 1 3  # branched segments 1, 3
+    python tools/md_campaign.py SCF_DIR --engine scf --from-checkpoint RUN_DIR/seg0/nvt.chk --segments 1 \
+                                --nve-steps 400   # the AIMD reference NVE from the same state
     python tools/md_campaign.py RUN_DIR --report      # summary + IR spectrum of the finished segments
     python tools/md_campaign.py RUN_300K --report --compare RUN_100K   # and the 100 K spectrum in its plot
 
@@ -55,9 +57,10 @@ def steps_done(properties: Path) -> int:
     return int(float(rows[-1][0])) if rows else -1
 
 
-def write_stage_input(xml: Path, start: Path, temperature: float) -> None:
+def write_stage_input(xml: Path, start: Path, temperature: float, one_shot_dipole: bool = True) -> None:
     """Point an i-PI input at its starting state (an XYZ file, or a checkpoint whose positions and
-    momenta it continues), set the temperature, and add the reliability trajectory."""
+    momenta it continues), set the temperature, and add the reliability trajectory (and that of
+    P_out's dipole, an extra of the one-shot engine only)."""
     tree = ET.parse(xml)
     root = tree.getroot()
     initialize = root.find("system/initialize")
@@ -72,18 +75,25 @@ def write_stage_input(xml: Path, start: Path, temperature: float) -> None:
         node.text = f" {temperature:g} "
     ET.SubElement(root.find("output"), "trajectory", filename="rel", stride="1",
                   extra_type=",".join(RELIABILITY_KEYS)).text = " extras "
-    ET.SubElement(root.find("output"), "trajectory", filename="dip_one_shot", stride="1",
-                  extra_type="dipole_one_shot").text = " extras "
+    if one_shot_dipole:
+        ET.SubElement(root.find("output"), "trajectory", filename="dip_one_shot", stride="1",
+                      extra_type="dipole_one_shot").text = " extras "
     tree.write(xml)
 
 
-def resume_input(checkpoint: Path, xml: Path, address: str) -> None:
+def resume_input(checkpoint: Path, xml: Path, address: str, total_steps: int | None = None) -> None:
     """Write the i-PI input that continues from ``checkpoint`` (a complete i-PI input at its last
     step) on this campaign's socket: the checkpoint names the socket of the run that wrote it,
-    whose file may be stale (a killed run) and which this campaign's driver does not use."""
+    whose file may be stale (a killed run) and which this campaign's driver does not use.
+    ``total_steps``: the stage's length now (a longer --nve-steps extends a finished stage)."""
     tree = ET.parse(checkpoint)
     for node in tree.getroot().iter("ffsocket"):
         node.find("address").text = f" {address} "
+    if total_steps is not None:  # i-PI leaves it out of checkpoints when it is its default (1000)
+        node = tree.getroot().find("total_steps")
+        if node is None:
+            node = ET.SubElement(tree.getroot(), "total_steps")
+        node.text = f" {total_steps} "
     tree.write(xml)
 
 
@@ -108,7 +118,7 @@ def write_branch_start(checkpoint: Path, xyz: Path) -> None:
 
 
 def run_stage(seg: Path, stage: str, steps: int, template: Path, start: Path, temperature: float, seed: int,
-              address: str, driver: list[str]) -> None:
+              address: str, driver: list[str], one_shot_dipole: bool = True) -> None:
     """Run (or continue) one i-PI stage of ``steps`` steps in ``seg``."""
     if steps_done(seg / f"{stage}.out") >= steps:
         return
@@ -116,12 +126,12 @@ def run_stage(seg: Path, stage: str, steps: int, template: Path, start: Path, te
     attempt = len(list(seg.glob(f"{stage}*.ipi.log")))
     if checkpoint.is_file():  # continue: the checkpoint is a complete i-PI input at the last step
         xml = seg / f"{stage}_resume.xml"
-        resume_input(checkpoint, xml, address)
+        resume_input(checkpoint, xml, address, steps)
         log(f"{seg.name}/{stage}: continuing from step {steps_done(seg / f'{stage}.out')}")
     else:
         xml = seg / f"{stage}.xml"
         configure_input(template, xml, steps, address, {"seed": str(seed)})
-        write_stage_input(xml, start, temperature)
+        write_stage_input(xml, start, temperature, one_shot_dipole)
         log(f"{seg.name}/{stage}: {steps} steps at {temperature:g} K")
     run_ipi_with_driver(seg, xml.name, address, driver, tag=f"{stage}{attempt}")
 
@@ -151,12 +161,26 @@ def run_campaign(args) -> None:
              + (["--anderson-steps", str(args.anderson_steps)] if args.anderson_steps else [])
              + (["--grid-level", str(args.grid_level)] if args.grid_level else []))
     model = str(Path(args.model).resolve()) if Path(args.model).is_file() else args.model  # drivers run in segK/
-    driver = driver_command(address, "jlcdm", model, extra)
+    if args.engine == "scf":  # the atoms (i-PI's order) come from the starting structure, not a model
+        structure = Path(args.structure or inputs / "uracil.xyz").resolve()
+        extra = ["--structure", str(structure)] + (["--grid-level", str(args.grid_level)] if args.grid_level else [])
+        model = None
+    driver = driver_command(address, args.engine, model, extra)
+    one_shot = args.engine == "jlcdm"
     segments = args.segment if args.segment is not None else range(args.segments)
     for k in segments:
         seg = run_dir / f"seg{k}"
         seg.mkdir(exist_ok=True)
         claim_segment(seg)
+        if k == 0 and args.from_checkpoint:  # NVE at once from another run's state (same positions, momenta)
+            start = seg / "start.chk"
+            if not start.exists():
+                resume_input(Path(args.from_checkpoint), start, address)
+            run_stage(seg, "nve", args.nve_steps, inputs / "nve.xml", start, args.temperature, 2000, address,
+                      driver, one_shot)
+            log(f"{seg.name}: done")
+            (seg / "campaign.pid").unlink()
+            continue
         if k == 0:
             start = seg / "start.xyz"
             if not start.exists():
@@ -176,9 +200,10 @@ def run_campaign(args) -> None:
             if not start.exists():
                 shutil.copy(run_dir / f"seg{k - 1}" / "nve.chk", start)
             nvt_steps = args.nvt_steps
-        run_stage(seg, "nvt", nvt_steps, inputs / "nvt.xml", start, args.temperature, 1000 + k, address, driver)
+        run_stage(seg, "nvt", nvt_steps, inputs / "nvt.xml", start, args.temperature, 1000 + k, address, driver,
+                  one_shot)
         run_stage(seg, "nve", args.nve_steps, inputs / "nve.xml", seg / "nvt.chk", args.temperature, 2000 + k,
-                  address, driver)
+                  address, driver, one_shot)
         log(f"{seg.name}: done")
         (seg / "campaign.pid").unlink()
 
@@ -234,6 +259,11 @@ def main() -> int:
     p.add_argument("run_dir")
     p.add_argument("--temperature", type=float, default=300.0, help="kelvin (default 300)")
     p.add_argument("--model", default="uracil")
+    p.add_argument("--engine", choices=("jlcdm", "scf"), default="jlcdm",
+                   help="driver engine: the one-shot JLCDM (default) or full SCF (the AIMD reference)")
+    p.add_argument("--from-checkpoint", default=None, metavar="CHK",
+                   help="segment 0 runs NVE at once from this i-PI checkpoint (e.g. another campaign's "
+                        "seg0/nvt.chk: the same initial state for another engine)")
     p.add_argument("--forces", default="orbital", help="force route of the driver (default orbital)")
     p.add_argument("--dipole", default="anderson", help="dipole route of the driver (default anderson)")
     p.add_argument("--anderson-steps", type=int, default=None,
