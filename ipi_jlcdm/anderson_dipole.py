@@ -73,16 +73,15 @@ def pulay_coefficients(residuals: list[np.ndarray], metric_factor) -> np.ndarray
 
 
 def anderson_dipole(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np.ndarray, dm_out: np.ndarray,
-                    rho_out: np.ndarray, occupations: Callable, comm, steps: int = 1,
-                    density: Callable | None = None) -> tuple[np.ndarray, float]:
+                    rho_out: np.ndarray, occupations: Callable, comm, steps: int = 1) -> tuple[np.ndarray, float]:
     """Dipole (3,) e*bohr after ``steps`` Anderson steps from the one-shot step, and theta (the
     weight of the last output; for one step the theta of the module docstring).
 
-    ``xc_terms(rho)`` -> object with ``v_matrix`` for a (4, npts) density on this rank's points;
+    ``xc_terms(rho[, dm, c])`` -> (object with ``v_matrix``, extra) for the (4, npts) density rho on
+    this rank's points, or for rho + c rho[dm] with extra = rho[dm] (4, npts) from the same AO pass;
     ``fit``: the CoulombFit of rho_in (int3c, metric factor, rhs = (Q|rho_in)); ``rho_out`` (4, npts)
     the density of ``dm_out`` and its gradient at this rank's points; ``occupations(mo_energy)`` ->
-    mo_occ as in the one-shot step; ``density(dm)`` -> (4, npts) at this rank's points (needed for
-    ``steps`` > 1). Every rank returns the same numbers (rank 0 diagonalizes, the result is broadcast).
+    mo_occ as in the one-shot step. Every rank returns the same numbers (rank 0 diagonalizes, the result is broadcast).
     Steps beyond the first mix all outputs so far with Pulay's coefficients in the Coulomb metric
     and build the Fock matrix of that mixture (one more J, V_xc, AO pass and diagonalization each).
     """
@@ -91,13 +90,15 @@ def anderson_dipole(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np
     coefficients = np.array([1.0])
     for step in range(steps):
         if step == 0:
-            rhs_in, rho_in = outputs[0], rho_out
-        else:
-            rhos.append(density(dms[-1]))
+            rhs_in = outputs[0]
+            xc = xc_terms(rho_out)[0]
+        else:  # the newest output's density and the mixture's V_xc in one pass
             rhs_in = sum(c * f for c, f in zip(coefficients, outputs, strict=True))
-            rho_in = sum(c * r for c, r in zip(coefficients, rhos, strict=True))
+            older = sum(c * r for c, r in zip(coefficients[:-1], rhos, strict=True))
+            xc, rho_newest = xc_terms(older, dms[-1], float(coefficients[-1]))
+            rhos.append(rho_newest)
         j_in = np.einsum("ijP,P->ij", fit.int3c, scipy.linalg.cho_solve(fit.metric_factor, rhs_in))
-        fock = hcore + j_in + xc_terms(rho_in).v_matrix
+        fock = hcore + j_in + xc.v_matrix
         mo_energy, mo_coeff = comm.bcast(scipy.linalg.eigh(fock, overlap) if comm.rank == 0 else None)
         dm_next = (mo_coeff * occupations(mo_energy)) @ mo_coeff.T
         inputs.append(rhs_in)

@@ -53,10 +53,12 @@ def ao_blocks(mol: gto.Mole, coords: np.ndarray, deriv: int, block: int = GRID_B
 
 
 def density_on_points(mol: gto.Mole, dm: np.ndarray, coords: np.ndarray, gradient: bool = True) -> np.ndarray:
-    """rho (and grad rho) of a density matrix at points: (4, npts) if gradient else (npts,)."""
+    """rho (and grad rho) of a symmetric density matrix (nao, nao) at points (npts, 3) bohr:
+    (4, npts) if gradient else (npts,), e/bohr^3 (and e/bohr^4)."""
     out = np.empty((4, len(coords))) if gradient else np.empty(len(coords))
     for sl, ao, mask in ao_blocks(mol, coords, 1 if gradient else 0):
-        out[..., sl] = numint.eval_rho(mol, ao, dm, mask, "GGA" if gradient else "LDA")
+        # hermi=1: grad rho = 2 grad(phi) P phi, one matrix product per block instead of two
+        out[..., sl] = numint.eval_rho(mol, ao, dm, mask, "GGA" if gradient else "LDA", hermi=1)
     return out
 
 

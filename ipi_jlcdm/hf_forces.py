@@ -135,7 +135,7 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> 
     per_ao_sad = np.zeros((3, mol.nao))  # s u_xc (+ envelope terms) against d rho_SAD / dR
     per_ao_count = np.zeros((3, mol.nao))  # w (+ envelope term) against d rho_SAD / dR (normalization)
     for sl, ao, mask in ao_blocks(mol, coords, 2):
-        out_block = numint.eval_rho(mol, ao[:4], state.dm_out, mask, "GGA")
+        out_block = numint.eval_rho(mol, ao[:4], state.dm_out, mask, "GGA", hermi=1)
         rho_out[:, sl] = out_block
         _, vxc, fxc = ni.eval_xc_eff(xc, rho_in[:, sl], deriv=2, xctype="GGA")[:3]
         u_xc[:, sl] = np.einsum("ijg,jg->ig", fxc, out_block - rho_in[:, sl])

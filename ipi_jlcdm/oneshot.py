@@ -134,7 +134,7 @@ class OneShotEngine:
         coulomb = _coulomb_fit(mol, self.level.auxbasis, dm_sad, coords, weights, drho, scale, comm,
                                grad_drho if consistent else None)
         timer.lap("coulomb")
-        xc = _xc_terms(mol, self.level.xc, coords, weights, rho_in, comm)
+        xc = _xc_terms(mol, self.level.xc, coords, weights, rho_in, comm)[0]
         timer.lap("xc")
 
         hcore = mol.intor_symmetric("int1e_kin") + mol.intor_symmetric("int1e_nuc")
@@ -170,9 +170,8 @@ class OneShotEngine:
         dipole, theta = dipole_one_shot, 0.0
         if self.dipole == "anderson":
             dipole, theta = anderson_dipole(
-                mol, lambda rho: _xc_terms(mol, self.level.xc, coords, weights, rho, comm), coulomb, hcore, overlap,
-                dm_out, rho_out, lambda e: self._occupations(e, n_elec)[0], comm, self.anderson_steps,
-                lambda dm: density_on_points(mol, dm, coords, gradient=True))
+                mol, lambda rho, *extra: _xc_terms(mol, self.level.xc, coords, weights, rho, comm, *extra), coulomb,
+                hcore, overlap, dm_out, rho_out, lambda e: self._occupations(e, n_elec)[0], comm, self.anderson_steps)
             timer.lap("anderson_dipole")
 
         forces = np.zeros((mol.natm, 3))
@@ -297,24 +296,33 @@ class _XCTerms:
         self.v_matrix, self.e_xc, self.v_rho = v_matrix, e_xc, v_rho
 
 
-def _xc_terms(mol: gto.Mole, xc: str, coords: np.ndarray, weights: np.ndarray, rho_in: np.ndarray, comm
-              ) -> _XCTerms:
-    """E_xc[rho_in], V_xc matrix and integral v_xc rho_in (= Tr(V_xc P) for rho_in = rho[P]) for a GGA.
+def _xc_terms(mol: gto.Mole, xc: str, coords: np.ndarray, weights: np.ndarray, rho_in: np.ndarray, comm,
+              extra_dm: np.ndarray | None = None, extra_weight: float = 0.0) -> tuple[_XCTerms, np.ndarray | None]:
+    """E_xc[rho], V_xc matrix and integral v_xc rho (= Tr(V_xc P) for rho = rho[P]) for a GGA.
 
-    rho_in: (4, ngrid) density and gradient. Follows PySCF's nr_rks quadrature.
+    rho_in: (4, ngrid) density and gradient. Follows PySCF's nr_rks quadrature. With ``extra_dm``
+    (nao, nao) symmetric, the terms are those of rho = rho_in + extra_weight rho[extra_dm], and
+    rho[extra_dm] (4, ngrid) comes back too, from the same AO pass (the Anderson steps); else None.
     """
     ni = numint.NumInt()
-    exc, vxc = ni.eval_xc_eff(xc, rho_in, deriv=1, xctype="GGA")[:2]
-    wv = vxc * weights
-    wv[0] *= 0.5
     v_matrix = np.zeros((mol.nao, mol.nao))
-    for sl, ao, _mask in ao_blocks(mol, coords, 1):
-        ao_weighted = np.einsum("xgi,xg->gi", ao, wv[:, sl])
-        v_matrix += ao[0].T @ ao_weighted
-    sums = comm.allreduce_sum(np.concatenate([v_matrix.ravel(), [weights @ (rho_in[0] * exc),
-                                                                 np.einsum("xg,xg,g->", vxc, rho_in, weights)]]))
+    e_xc = v_rho = 0.0
+    extra = np.empty_like(rho_in) if extra_dm is not None else None
+    for sl, ao, mask in ao_blocks(mol, coords, 1):
+        rho = rho_in[:, sl]
+        if extra is not None:
+            extra[:, sl] = numint.eval_rho(mol, ao, extra_dm, mask, "GGA", hermi=1)
+            rho = rho + extra_weight * extra[:, sl]
+        exc, vxc = ni.eval_xc_eff(xc, rho, deriv=1, xctype="GGA")[:2]
+        w = weights[sl]
+        e_xc += float(w @ (rho[0] * exc))
+        v_rho += float(np.einsum("xg,xg,g->", vxc, rho, w))
+        wv = vxc * w
+        wv[0] *= 0.5
+        v_matrix += ao[0].T @ np.einsum("xgi,xg->gi", ao, wv)
+    sums = comm.allreduce_sum(np.concatenate([v_matrix.ravel(), [e_xc, v_rho]]))
     v_matrix = sums[:-2].reshape(mol.nao, mol.nao)
-    return _XCTerms(v_matrix + v_matrix.T, float(sums[-2]), float(sums[-1]))
+    return _XCTerms(v_matrix + v_matrix.T, float(sums[-2]), float(sums[-1])), extra
 
 
 def _grid_slice(grids, mol, coords: np.ndarray, weights: np.ndarray):
@@ -342,7 +350,7 @@ def _xc_gradient(mol, xc: str, coords: np.ndarray, weights: np.ndarray, dm: np.n
     per_ao = np.zeros((3, mol.nao))
     density = np.empty((4, len(coords)))
     for sl, ao, mask in ao_blocks(mol, coords, 2):
-        rho = numint.eval_rho(mol, ao[:4], dm, mask, "GGA")
+        rho = numint.eval_rho(mol, ao[:4], dm, mask, "GGA", hermi=1)
         density[:, sl] = rho
         wv = ni.eval_xc_eff(xc, rho, deriv=1, xctype="GGA")[1] * weights[sl]
         add_density_response(per_ao, ao, dm, wv)
