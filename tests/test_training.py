@@ -156,3 +156,20 @@ def parse_extxyz(path):
         frames.append((keys, forces))
         i += 2 + natm
     return frames
+
+
+def test_solve_ridge_keeps_small_features_and_drops_vanishing_ones():
+    """Real JL features span ten decades of column norm (a short-range block next to the main one:
+    3e-10 of the largest); only columns that vanish on the data (exactly zero) stay out of the fit.
+    Truth: a noiseless linear target is reproduced, including the weight of the smallest column."""
+    from ipi_jlcdm.training import NormalEquations, solve_ridge
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 4)) * np.array([1e10, 1.0, 3.0, 0.0])  # column 2 at 1e-10 of column 1
+    beta_true = np.array([2e-10, 0.7, -0.2, 0.0])
+    y = x @ beta_true
+    sums = NormalEquations.zeros(4)
+    sums.add(x, y, np.ones(len(y)))
+    beta, _, _ = solve_ridge(sums, None, ridges=(1e-14,))
+    assert beta[3] == 0.0
+    np.testing.assert_allclose(beta[:3], beta_true[:3], rtol=1e-6)

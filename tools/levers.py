@@ -22,7 +22,7 @@ import numpy as np
 from ipi_jlcdm.dataset import ReferenceData
 from ipi_jlcdm.descriptor import JLDescriptor, JLHyperparameters
 from ipi_jlcdm.geometry_io import parse_frame_selection
-from ipi_jlcdm.training import NormalEquations, frame_grid, sample_points
+from ipi_jlcdm.training import INACTIVE_FEATURE_SCALE, NormalEquations, frame_grid, sample_points
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM as A
 
 CONFIGS = {
@@ -63,7 +63,7 @@ def feats(blocks, pts, z, xyz, rho_sad):
 def solve_chol(trn, val, ridges=(1e-11, 1e-9, 1e-7, 1e-5)):
     import scipy.linalg
     scale = np.sqrt(np.maximum(np.diag(trn.gram), 0.0))
-    act = scale > 1e-9 * scale.max()
+    act = scale > INACTIVE_FEATURE_SCALE * scale.max()
     sa = scale[act]
     gs = trn.gram[np.ix_(act, act)] / sa[:, None] / sa[None, :]
     rs = trn.rhs[act] / sa
