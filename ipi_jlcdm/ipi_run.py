@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -67,14 +68,22 @@ def _stop(proc: subprocess.Popen | None, grace_s: float = 10.0) -> None:
         proc.wait()
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_ipi_with_driver(workdir: Path, xml: str, address: str, driver_cmd: list[str], timeout_s: float = 24 * 3600.0,
                         log=sys.stderr, tag: str = "") -> None:
     """Run ``i-pi xml`` in ``workdir`` with one driver; return when i-PI finishes. Raises RunFailed
-    (after stopping both) if either fails or ``timeout_s`` passes; cleans up on KeyboardInterrupt."""
+    (after stopping both) if either fails or ``timeout_s`` passes. On KeyboardInterrupt or SIGTERM
+    (e.g. ``kill`` of a campaign, a batch system's time limit) both are stopped too, i-PI with SIGINT
+    so that it writes its checkpoint: nothing keeps running unattended."""
     workdir = Path(workdir)
     socket_path = Path(DEFAULT_UNIX_PREFIX + address)
     ipi = driver = None
     tag = tag or Path(xml).stem
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main_thread else None
     try:
         with open(workdir / f"{tag}.ipi.log", "w") as ipi_log, open(workdir / f"{tag}.driver.log", "w") as drv_log:
             ipi = subprocess.Popen([ipi_executable(), xml], cwd=workdir, stdout=ipi_log, stderr=subprocess.STDOUT)
@@ -101,3 +110,5 @@ def run_ipi_with_driver(workdir: Path, xml: str, address: str, driver_cmd: list[
         _stop(ipi)
         if socket_path.exists():
             socket_path.unlink()
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)

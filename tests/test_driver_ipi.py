@@ -1,6 +1,8 @@
 """The i-PI socket driver end to end against a real i-PI server started by the test (water, the
 small test model in tests/data, so each step takes about a second)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -207,3 +209,39 @@ def test_nvt_then_nve_from_checkpoint(tmp_path):
     np.testing.assert_allclose(nve[0].coords_bohr, nvt_last, atol=1e-4)  # continues where NVT stopped
     conserved = np.loadtxt(workdir / "nve.out", ndmin=2)[:, 2]  # eV
     assert np.ptp(conserved) < 0.05  # NVE: the conserved quantity stays (4 steps of 0.5 fs)
+
+
+def _running(pid: str) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+def test_a_terminated_run_stops_ipi_and_its_driver(tmp_path):
+    """SIGTERM to the process running i-PI + driver (``kill`` of a campaign, a batch time limit)
+    stops both children, i-PI with its checkpoint written: nothing is left running unattended."""
+    import signal
+    import subprocess
+    import sys
+
+    workdir, address = water_run_dir(tmp_path, steps=1000)
+    script = (f"from ipi_jlcdm.ipi_run import driver_command, run_ipi_with_driver\n"
+              f"cmd = driver_command({address!r}, 'jlcdm', {str(WATER_MODEL)!r}, ['--structure', 'water.xyz'])\n"
+              f"run_ipi_with_driver({str(workdir)!r}, 'input.xml', {address!r}, cmd, 600, tag='run')\n")
+    runner = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        wait_for(lambda: (workdir / "nvt.out").is_file() and sum(
+            1 for line in (workdir / "nvt.out").read_text().splitlines() if line.strip() and line[0] != "#") >= 2,
+            120, "the first MD steps")
+        children = Path(f"/proc/{runner.pid}/task/{runner.pid}/children").read_text().split()
+        assert len(children) == 2  # i-PI and the driver
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(60) != 0
+        for pid in children:
+            wait_for(lambda pid=pid: not _running(pid), 30, f"child {pid} to stop")
+        assert (workdir / "RESTART").is_file() or (workdir / "nvt.chk").is_file()
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        Path(f"/tmp/ipi_{address}").unlink(missing_ok=True)
