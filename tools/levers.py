@@ -37,6 +37,8 @@ CONFIGS = {
     "env13_short": [dict(n1=25, n2=12, l_max=5, r_cut=3.5, alpha=7, beta=0, r_min=-0.8, env=None),
                     dict(n1=25, n2=12, l_max=5, r_cut=3.5, alpha=7, beta=0, r_min=-0.8, env=1 / 3),
                     dict(n1=12, n2=8, l_max=5, r_cut=1.6, alpha=0, beta=0, r_min=-0.4, env=None)],
+    "env13_n2_14": [dict(n1=25, n2=14, l_max=5, r_cut=3.5, alpha=7, beta=0, r_min=-0.8, env=None),
+                    dict(n1=25, n2=14, l_max=5, r_cut=3.5, alpha=7, beta=0, r_min=-0.8, env=1 / 3)],
     "env_only": [dict(n1=25, n2=12, l_max=5, r_cut=3.5, alpha=7, beta=0, r_min=-0.8, env=1 / 3)],
 }
 
@@ -87,6 +89,9 @@ def main():
     p.add_argument("--config", default="base")
     p.add_argument("--points", type=int, default=3000)
     p.add_argument("--curve", default=None, help="comma list of training-frame counts for a learning curve")
+    p.add_argument("--weight-power", type=float, default=0.0,
+                   help="multiply the sample weights by (rho_SAD + 1e-6)^(-p): an L2 fit aimed at the L1 error "
+                        "(|error| grows like rho_SAD^0.4 on uracil)")
     args = p.parse_args()
     data = ReferenceData.load(args.data)
     z = data.atomic_numbers
@@ -101,6 +106,8 @@ def main():
     def add_frame(sums: NormalEquations, k: int) -> None:
         g = frame_grid(data, k, lvl)
         idx, w = sample_points(g, args.points, rng)
+        if args.weight_power:
+            w = w * (np.maximum(g.rho_sad[idx], 0.0) + 1e-6) ** -args.weight_power
         sums.add(feats(blocks, g.coords[idx], z, data.coords_bohr[k], g.rho_sad[idx]), g.drho[idx], w)
 
     # memory: two (n_features)^2 matrices; training frames are added in order and the model is
@@ -129,7 +136,8 @@ def main():
             rho_in = g.rho_sad + pred
             rho_in *= n_elec / float(g.weights @ rho_in)
             errs.append(100 * float(np.abs(g.weights) @ np.abs(rho_in - g.rho_scf)) / n_elec)
-        row = dict(config=args.config, n_features=nfeat, train_frames=n_done, points=args.points, ridge=ridge,
+        row = dict(config=args.config, weight_power=args.weight_power,
+                   n_features=nfeat, train_frames=n_done, points=args.points, ridge=ridge,
                    test_err_percent=[round(e, 3) for e in errs], mean=round(float(np.mean(errs)), 3),
                    elapsed_s=round(time.time() - t0))
         print(json.dumps(row), flush=True)
