@@ -14,7 +14,12 @@ from ipi_jlcdm.geometry_io import parse_frame_selection
 from ipi_jlcdm.model import JLCDModel
 from ipi_jlcdm.oneshot import OneShotEngine
 from ipi_jlcdm.training import frame_grid, sample_points
-from ipi_jlcdm.units import ANGSTROM_PER_BOHR, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
+from ipi_jlcdm.units import (
+    ANGSTROM_PER_BOHR,
+    BOHR_PER_ANGSTROM,
+    EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR,
+    EV_PER_HARTREE,
+)
 
 from .conftest import water_frames
 
@@ -173,3 +178,23 @@ def test_solve_ridge_keeps_small_features_and_drops_vanishing_ones():
     beta, _, _ = solve_ridge(sums, None, ridges=(1e-14,))
     assert beta[3] == 0.0
     np.testing.assert_allclose(beta[:3], beta_true[:3], rtol=1e-6)
+
+
+def test_rho_sad_weights_aim_the_fit_at_the_integrated_absolute_error(water_data):
+    """Weighting the squared residuals by (rho_SAD + 1e-6)^-0.4 (the measured scaling of the error
+    size) lowers the error the model is judged by, integral |rho_in - rho_SCF| / N_e, on held-out
+    frames against their SCF densities (measured: 2.03/1.48 % -> 1.42/1.13 %)."""
+    from ipi_jlcdm.descriptor import JLHyperparameters
+    from ipi_jlcdm.training import density_error, train_model
+
+    data = ReferenceData.load(water_data / "water.npz")
+    hyper = JLHyperparameters(r_cut=3.0 * BOHR_PER_ANGSTROM, r_min=-0.8 * BOHR_PER_ANGSTROM, n1=25, n2=10, l_max=5,
+                              alpha=7.0, beta=0.0)
+    errors = {}
+    for power in (0.0, 0.4):
+        model, _ = train_model(data, hyper, list(range(10)), [10, 11], 1500, envelope_power=1 / 3,
+                               rho_sad_weight_power=power)
+        assert model.training["rho_sad_weight_power"] == power
+        errors[power] = [density_error(model, frame_grid(data, k, 2), data.atomic_numbers, data.coords_bohr[k])
+                         for k in (12, 13)]
+    assert all(weighted < 0.9 * plain for weighted, plain in zip(errors[0.4], errors[0.0], strict=True))

@@ -22,7 +22,13 @@ import numpy as np
 from ipi_jlcdm.dataset import ReferenceData
 from ipi_jlcdm.descriptor import JLDescriptor, JLHyperparameters
 from ipi_jlcdm.geometry_io import parse_frame_selection
-from ipi_jlcdm.training import INACTIVE_FEATURE_SCALE, NormalEquations, frame_grid, sample_points
+from ipi_jlcdm.training import (
+    INACTIVE_FEATURE_SCALE,
+    NormalEquations,
+    frame_grid,
+    rho_sad_sample_weights,
+    sample_points,
+)
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM as A
 
 CONFIGS = {
@@ -106,8 +112,7 @@ def main():
     def add_frame(sums: NormalEquations, k: int) -> None:
         g = frame_grid(data, k, lvl)
         idx, w = sample_points(g, args.points, rng)
-        if args.weight_power:
-            w = w * (np.maximum(g.rho_sad[idx], 0.0) + 1e-6) ** -args.weight_power
+        w = w * rho_sad_sample_weights(g.rho_sad[idx], args.weight_power)
         sums.add(feats(blocks, g.coords[idx], z, data.coords_bohr[k], g.rho_sad[idx]), g.drho[idx], w)
 
     # memory: two (n_features)^2 matrices; training frames are added in order and the model is

@@ -32,6 +32,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--envelope-power", type=float, default=1 / 3,
                    help="p of the envelope block rho_SAD^p x features, which follows the atomic densities "
                    "(default 1/3; 0: no envelope block, half the features)")
+    p.add_argument("--rho-sad-weight-power", type=float, default=0.0,
+                   help="multiply the least-squares weight of each sampled point by (rho_SAD + 1e-6 e/bohr^3)^-P: "
+                   "aims the fit at the integrated absolute density error (default 0)")
     p.add_argument("--points-per-frame", type=int, default=3000, help="sampled grid points per frame (default 3000)")
     p.add_argument("--validation-frames", type=int, default=4, help="frames that choose the ridge (default 4)")
     p.add_argument("--test-frames", type=int, default=4, help="held-out frames for reported errors (default 4)")
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
                               r_min=args.r_min_angstrom * BOHR_PER_ANGSTROM, n1=args.n1, n2=args.n2,
                               l_max=args.l_max, alpha=args.alpha, beta=args.beta)
     model, report = train_model(data, hyper, train_idx, validation_idx, args.points_per_frame, args.grid_level,
-                                args.seed, envelope_power=args.envelope_power or None)
+                                args.seed, envelope_power=args.envelope_power or None,
+                                rho_sad_weight_power=args.rho_sad_weight_power)
     if not args.skip_engine_check:
         model.energy_offset_hartree = calibrate_energy_offset(model, data, validation_idx)
         model.training["energy_offset_frames"] = [int(data.source_index[k]) for k in validation_idx]
