@@ -32,9 +32,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--envelope-power", type=float, default=1 / 3,
                    help="p of the envelope block rho_SAD^p x features, which follows the atomic densities "
                    "(default 1/3; 0: no envelope block, half the features)")
-    p.add_argument("--rho-sad-weight-power", type=float, default=0.0,
+    p.add_argument("--rho-sad-weight-power", type=float, default=0.4,
                    help="multiply the least-squares weight of each sampled point by (rho_SAD + 1e-6 e/bohr^3)^-P: "
-                   "aims the fit at the integrated absolute density error (default 0)")
+                   "aims the fit at the integrated absolute density error (default 0.4, the shipped model's; "
+                   "0: the plain importance-weighted L2 fit)")
     p.add_argument("--points-per-frame", type=int, default=3000, help="sampled grid points per frame (default 3000)")
     p.add_argument("--validation-frames", type=int, default=4, help="frames that choose the ridge (default 4)")
     p.add_argument("--test-frames", type=int, default=4, help="held-out frames for reported errors (default 4)")
