@@ -101,8 +101,11 @@ def checkpoint_geometry(checkpoint: Path) -> tuple[list[str], np.ndarray]:
     """Atom names and positions (natoms, 3) in bohr of bead 0 in an i-PI checkpoint."""
     beads = ET.parse(checkpoint).getroot().find("system/beads")
     natoms = int(beads.get("natoms"))
-    q = np.array(beads.find("q").text.replace("[", " ").replace("]", " ").replace(",", " ").split(), float)
-    names = beads.find("names").text.replace("[", " ").replace("]", " ").replace(",", " ").split()
+    def tokens(tag: str) -> list[str]:  # i-PI writes arrays as "[ a, b, ... ]"
+        return beads.find(tag).text.replace("[", " ").replace("]", " ").replace(",", " ").split()
+
+    q = np.array(tokens("q"), float)
+    names = tokens("names")
     return names, q[:3 * natoms].reshape(natoms, 3)
 
 
@@ -172,40 +175,44 @@ def run_campaign(args) -> None:
         seg = run_dir / f"seg{k}"
         seg.mkdir(exist_ok=True)
         claim_segment(seg)
-        if k == 0 and args.from_checkpoint:  # NVE at once from another run's state (same positions, momenta)
-            start = seg / "start.chk"
-            if not start.exists():
-                resume_input(Path(args.from_checkpoint), start, address)
-            run_stage(seg, "nve", args.nve_steps, inputs / "nve.xml", start, args.temperature, 2000, address,
-                      driver, one_shot)
-            log(f"{seg.name}: done")
-            (seg / "campaign.pid").unlink()
-            continue
-        if k == 0:
-            start = seg / "start.xyz"
-            if not start.exists():
-                shutil.copy(args.structure or inputs / "uracil.xyz", start)
-            nvt_steps = args.first_nvt_steps
-        elif args.branch:
-            start = seg / "start.xyz"
-            if not start.exists():
-                origin = run_dir / "seg0" / "nvt.chk"
-                if steps_done(run_dir / "seg0" / "nvt.out") < args.first_nvt_steps:
-                    raise SystemExit(f"--branch: segment {k} starts from the end of seg0's NVT stage, which "
-                                     f"has not finished ({origin}); run segment 0 first")
-                write_branch_start(origin, start)
-            nvt_steps = args.nvt_steps
-        else:
-            start = seg / "start.chk"
-            if not start.exists():
-                shutil.copy(run_dir / f"seg{k - 1}" / "nve.chk", start)
-            nvt_steps = args.nvt_steps
-        run_stage(seg, "nvt", nvt_steps, inputs / "nvt.xml", start, args.temperature, 1000 + k, address, driver,
-                  one_shot)
-        run_stage(seg, "nve", args.nve_steps, inputs / "nve.xml", seg / "nvt.chk", args.temperature, 2000 + k,
-                  address, driver, one_shot)
+        run_segment(args, run_dir, seg, k, inputs, address, driver, one_shot)
         log(f"{seg.name}: done")
         (seg / "campaign.pid").unlink()
+
+
+def run_segment(args, run_dir: Path, seg: Path, k: int, inputs: Path, address: str, driver: list[str],
+                one_shot: bool) -> None:
+    """Run (or continue) segment ``k``: its NVT stage from its start, then NVE."""
+    if k == 0 and args.from_checkpoint:  # NVE at once from another run's state (same positions, momenta)
+        start = seg / "start.chk"
+        if not start.exists():
+            shutil.copy(args.from_checkpoint, start)
+        run_stage(seg, "nve", args.nve_steps, inputs / "nve.xml", start, args.temperature, 2000, address,
+                  driver, one_shot)
+        return
+    if k == 0:
+        start = seg / "start.xyz"
+        if not start.exists():
+            shutil.copy(args.structure or inputs / "uracil.xyz", start)
+        nvt_steps = args.first_nvt_steps
+    elif args.branch:
+        start = seg / "start.xyz"
+        if not start.exists():
+            origin = run_dir / "seg0" / "nvt.chk"
+            if steps_done(run_dir / "seg0" / "nvt.out") < args.first_nvt_steps:
+                raise SystemExit(f"--branch: segment {k} starts from the end of seg0's NVT stage, which "
+                                 f"has not finished ({origin}); run segment 0 first")
+            write_branch_start(origin, start)
+        nvt_steps = args.nvt_steps
+    else:
+        start = seg / "start.chk"
+        if not start.exists():
+            shutil.copy(run_dir / f"seg{k - 1}" / "nve.chk", start)
+        nvt_steps = args.nvt_steps
+    run_stage(seg, "nvt", nvt_steps, inputs / "nvt.xml", start, args.temperature, 1000 + k, address, driver,
+              one_shot)
+    run_stage(seg, "nve", args.nve_steps, inputs / "nve.xml", seg / "nvt.chk", args.temperature, 2000 + k,
+              address, driver, one_shot)
 
 
 def read_reliability(path: Path) -> np.ndarray:
