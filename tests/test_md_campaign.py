@@ -59,6 +59,28 @@ def test_reliability_and_progress_files_are_read_back(tmp_path):
     assert campaign.steps_done(tmp_path / "missing.out") == -1
 
 
+def test_conservation_counts_each_step_once_and_fits_the_drift(tmp_path):
+    """A continued run writes steps 3-4 again; the conserved energy drifts by exactly 2 meV/ps
+    plus an oscillation of 0.5 meV amplitude, so change, peak to peak and slope are known."""
+    steps = np.arange(2001)
+    time_ps = steps * 0.5e-3
+    conserved_ev = -11266.0 + 2e-3 * time_ps + 0.5e-3 * np.sin(2 * np.pi * time_ps / 0.05)
+    rows = np.column_stack([steps, time_ps, conserved_ev, 300 + 0 * steps, 0.4 + 0 * steps, -11266.4 + 0 * steps])
+    stale = rows[3:5].copy()
+    stale[:, 2] += 1.0  # the first run's copies of steps 3-4 (superseded)
+    table = np.vstack([rows[:3], stale, rows[3:]])  # first run to step 4, continued from the step-2 checkpoint
+    properties = tmp_path / "nve.out"
+    np.savetxt(properties, table, header="column 1 --> step")
+    props = campaign.read_properties(properties)
+    np.testing.assert_array_equal(props[:, 0], steps)
+    c = campaign.conservation(props)
+    assert abs(c["change_meV"] - 2.0) < 1e-6  # 1 ps x 2 meV/ps; sin(2 pi 20) = 0
+    # extremes at t = 0.9625 ps (2 t + 0.5 = 2.425) and t = 0.0375 ps (-0.425): 2.85 meV
+    assert abs(c["peak_to_peak_meV"] - 2.85) < 1e-3
+    # least squares of 0.5 sin(2 pi t / T) on [0, 1] ps over whole periods: slope -0.5 * 12 T / (2 pi)
+    assert abs(c["slope_meV_per_ps"] - (2.0 - 0.5 * 12 * 0.05 / (2 * np.pi))) < 1e-3
+
+
 def test_a_continued_stage_uses_this_campaigns_socket(tmp_path):
     """A checkpoint names the socket of the run that wrote it; a killed run leaves that socket file
     behind, so the continued stage must listen (and the driver connect) on the new address."""

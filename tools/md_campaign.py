@@ -37,7 +37,7 @@ import numpy as np
 
 from ipi_jlcdm.demo import packaged_inputs
 from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
-from ipi_jlcdm.ir import read_extras_table
+from ipi_jlcdm.ir import last_of_repeated_steps, read_extras_table
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM, DEBYE_PER_AU
 
 TIMESTEP_FS = 0.5
@@ -215,6 +215,26 @@ def run_segment(args, run_dir: Path, seg: Path, k: int, inputs: Path, address: s
               address, driver, one_shot)
 
 
+def read_properties(path: Path) -> np.ndarray:
+    """Rows of an i-PI properties file (step, time/ps, conserved/eV, T/K, kinetic/eV, potential/eV),
+    one per step: a continued run writes the steps after its checkpoint again, the last copy counts."""
+    rows = np.loadtxt(path, ndmin=2)
+    keep = last_of_repeated_steps([int(s) for s in rows[:, 0]])[1]
+    return rows[keep]
+
+
+def conservation(props: np.ndarray) -> dict[str, float]:
+    """Conserved-energy statistics of an NVE stage (rows of ``read_properties``) in meV and meV/ps:
+    change from the first step to the last, peak to peak, and the slope of a straight-line fit
+    (the drift, less sensitive to where the run happens to end than the change)."""
+    time_ps, conserved_mev = props[:, 1], props[:, 2] * 1000.0
+    slope = float(np.polyfit(time_ps, conserved_mev, 1)[0]) if len(props) > 2 else 0.0
+    return {"change_meV": float(conserved_mev[-1] - conserved_mev[0]),
+            "peak_to_peak_meV": float(np.ptp(conserved_mev)),
+            "slope_meV_per_ps": slope,
+            "potential_range_meV": float(np.ptp(props[:, 5]) * 1000.0)}
+
+
 def read_reliability(path: Path) -> np.ndarray:
     """(nsteps, 4) rows of RELIABILITY_KEYS from an i-PI extras file (last values of repeated steps)."""
     return read_extras_table(path)[1].reshape(-1, len(RELIABILITY_KEYS))
@@ -227,16 +247,18 @@ def report(args) -> None:
     all_changes, fallbacks, residuals, gaps, n_steps = [], 0, [], [], 0
     for seg in segments:
         rel = read_reliability(seg / "nve.rel_0") if (seg / "nve.rel_0").is_file() else np.zeros((0, 4))
-        props = np.loadtxt(seg / "nve.out", ndmin=2)
+        props = read_properties(seg / "nve.out")
         dip_files.append(str(seg / "nve.dip_0"))
         all_changes.extend(rel[1:, 2] * DEBYE_PER_AU)  # the first step's change is from the NVT's last step
         fallbacks += int(rel[:, 3].sum())
         residuals += list(rel[:, 1])
         gaps += list(rel[:, 0])
         n_steps += len(props)
-        drift = props[-1, 2] - props[0, 2] if len(props) > 1 else 0.0
+        c = conservation(props)
         lines.append(f"{seg.name}: {len(props)} NVE steps ({len(props) * TIMESTEP_FS / 1000:.3f} ps), "
-                     f"mean T {props[:, 3].mean():.0f} K, conserved-energy change {drift * 1000:+.1f} meV")
+                     f"mean T {props[:, 3].mean():.0f} K, conserved energy: change {c['change_meV']:+.1f} meV, "
+                     f"peak to peak {c['peak_to_peak_meV']:.1f} meV (potential energy range "
+                     f"{c['potential_range_meV']:.0f} meV), fitted drift {c['slope_meV_per_ps']:+.1f} meV/ps")
     summary = [f"NVE total: {n_steps} steps = {n_steps * TIMESTEP_FS / 1000:.3f} ps in {len(segments)} segments"]
     if all_changes:
         summary.append(f"largest per-step dipole change: {max(all_changes):.4f} D "
