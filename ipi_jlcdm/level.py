@@ -75,3 +75,19 @@ class LevelOfTheory:
         else:
             mf.grids = grids
         return mf
+
+
+class FrozenGridLevel:
+    """A level of theory whose integration grid stays where it was built instead of following the
+    atoms: on it the engine energy is a function of the atom positions alone, the function whose
+    derivative analytic gradients without grid response (PySCF's, ours) are. For checks by finite
+    differences; every other attribute is that of ``level``."""
+
+    def __init__(self, level: LevelOfTheory, grids: dft.gen_grid.Grids):
+        self._level, self._grids = level, grids
+
+    def __getattr__(self, name):
+        return getattr(self._level, name)
+
+    def make_grids(self, mol: gto.Mole) -> dft.gen_grid.Grids:
+        return self._grids

@@ -106,7 +106,7 @@ def test_consistent_forces_with_an_envelope_model_are_the_energy_derivative():
     |error| of all force components by full finite differences (Ha/bohr), grid level 2 / 4: this
     model 8.2e-4 / 4.5e-5, the plain model with 1.02x its coefficients 1.5e-4 / 2.1e-4: a
     quadrature inconsistency of that size, not specific to the envelope, not located yet."""
-    from .test_hf_forces import FrozenGridLevel
+    from ipi_jlcdm.level import FrozenGridLevel
 
     plain = JLCDModel.load(WATER_MODEL)
     model = JLCDModel(plain.hyper, plain.species, np.concatenate([plain.coefficients, 0.02 * plain.coefficients]),

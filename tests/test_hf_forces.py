@@ -5,24 +5,12 @@ is a function of the atom positions alone."""
 
 import numpy as np
 
+from ipi_jlcdm.level import FrozenGridLevel
 from ipi_jlcdm.model import JLCDModel
 from ipi_jlcdm.oneshot import OneShotEngine
 
 from .conftest import water_frames
 from .ipi_helpers import WATER_MODEL
-
-
-class FrozenGridLevel:
-    """A level of theory whose integration grid does not follow the atoms."""
-
-    def __init__(self, level, grids):
-        self._level, self._grids = level, grids
-
-    def __getattr__(self, name):
-        return getattr(self._level, name)
-
-    def make_grids(self, mol):
-        return self._grids
 
 
 def energy_gradient_fd(engine, z, xyz, step=1e-3):

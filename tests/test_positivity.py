@@ -71,7 +71,7 @@ def test_consistent_forces_are_the_energy_derivative_where_the_map_acts():
     (the size of the known quadrature inconsistency of plain models, test_envelope.py), while the
     map changes the derivative by 2e-3 to 2e-2; without the map 3.0e-3, 2.0e-3, 5.5e-4 (the kernel
     f_xc[rho_in] (rho_out - rho_in) near rho_in = 0)."""
-    from .test_hf_forces import FrozenGridLevel
+    from ipi_jlcdm.level import FrozenGridLevel
 
     plain = JLCDModel.load(WATER_MODEL)
     model = JLCDModel(plain.hyper, plain.species, 2.0 * plain.coefficients, replace(plain.level, grid_level=4))
