@@ -65,7 +65,8 @@ def test_conservation_counts_each_step_once_and_fits_the_drift(tmp_path):
     steps = np.arange(2001)
     time_ps = steps * 0.5e-3
     conserved_ev = -11266.0 + 2e-3 * time_ps + 0.5e-3 * np.sin(2 * np.pi * time_ps / 0.05)
-    rows = np.column_stack([steps, time_ps, conserved_ev, 300 + 0 * steps, 0.4 + 0 * steps, -11266.4 + 0 * steps])
+    constant = np.ones(len(steps))  # temperature, kinetic and potential energy: unused here
+    rows = np.column_stack([steps, time_ps, conserved_ev, 300 * constant, 0.4 * constant, -11266.4 * constant])
     stale = rows[3:5].copy()
     stale[:, 2] += 1.0  # the first run's copies of steps 3-4 (superseded)
     table = np.vstack([rows[:3], stale, rows[3:]])  # first run to step 4, continued from the step-2 checkpoint
