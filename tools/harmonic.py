@@ -104,6 +104,35 @@ def harmonic_samples(atomic_numbers, coords0, freq_cm1, modes, temperature_k: fl
     return "".join(frames)
 
 
+def hessian_in_mode_basis(modes: np.ndarray, forces: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """K_jk = -q_j . dF/dq_k (nmode, nmode), Ha / (bohr^2 amu), by central differences of the forces
+    (nmode, 2, natm, 3) at R0 +- steps[k] q_k, symmetrized."""
+    dforce = (forces[:, 0] - forces[:, 1]) / (2 * steps[:, None, None])  # (nmode, natm, 3)
+    k_fd = -np.einsum("jax,kax->jk", modes, dforce)
+    return 0.5 * (k_fd + k_fd.T)
+
+
+def close_pair_couplings(k_fd: np.ndarray, freq_ref: np.ndarray, min_wavenumber: float, max_gap: float = 40.0
+                         ) -> list[tuple[int, int, float, float]]:
+    """For neighbouring reference modes above ``min_wavenumber`` less than ``max_gap`` cm^-1 apart:
+    (j, k, coupling, rotation) with the off-diagonal element of K in the reference basis as a
+    frequency, K_jk / (omega_j + omega_k) in cm^-1 (zero for the exact Hessian), and the angle t
+    (degrees) by which it turns the pair's eigenvectors (the lower one is cos t q_j + sin t q_k in
+    the 2x2 block): modes this close mix at couplings of a few cm^-1, which moves intensity
+    between them."""
+    unit = hessian_to_wavenumbers(np.array([1.0]))[0]  # cm^-1 of a force constant of 1
+    pairs = []
+    for j in range(len(freq_ref) - 1):
+        k = j + 1
+        if freq_ref[j] > min_wavenumber and freq_ref[k] - freq_ref[j] < max_gap:
+            omega = unit * np.sqrt(np.abs([k_fd[j, j], k_fd[k, k]]))
+            coupling = k_fd[j, k] * unit ** 2 / omega.sum()
+            # the lower eigenvector of the 2x2 block is (cos t, sin t) in the reference basis
+            rotation = 0.5 * np.degrees(np.arctan2(-2 * k_fd[j, k], k_fd[k, k] - k_fd[j, j]))
+            pairs.append((j, k, float(coupling), float(rotation)))
+    return pairs
+
+
 def modes_from_forces(modes: np.ndarray, forces: np.ndarray, steps: np.ndarray):
     """Harmonic analysis from forces (nmode, 2, natm, 3) Ha/bohr at R0 +- steps[k] q_k (modes (nmode,
     natm, 3), steps (nmode,) amu^1/2 bohr): the Hessian in the reference mode basis K_jk = -q_j . dF/dq_k
@@ -111,9 +140,7 @@ def modes_from_forces(modes: np.ndarray, forces: np.ndarray, steps: np.ndarray):
     (cm^-1) of the eigenvector that overlaps it most and that overlap (nmode,), plus the eigenvectors
     (nmode, nmode) and, per eigenvector, the reference mode it matches (nmode,)."""
     nmode = len(modes)
-    dforce = (forces[:, 0] - forces[:, 1]) / (2 * steps[:, None, None])  # (nmode, natm, 3)
-    k_fd = -np.einsum("jax,kax->jk", modes, dforce)
-    force_constants, vectors = np.linalg.eigh(0.5 * (k_fd + k_fd.T))
+    force_constants, vectors = np.linalg.eigh(hessian_in_mode_basis(modes, forces, steps))
     freq_sorted = hessian_to_wavenumbers(force_constants)
     match = np.argmax(vectors ** 2, axis=0)  # eigenvector -> reference mode of largest weight
     freq, overlap = np.full(nmode, np.nan), np.zeros(nmode)
@@ -273,6 +300,10 @@ def main() -> int:
                f"the same along the reference modes (the dipole surface alone, without the model's mode shapes): "
                f"relative error max {np.nanmax(rel_on_ref):.2f}, mean {np.nanmean(rel_on_ref):.2f}; "
                f"within 20 %: {(rel_on_ref <= 0.2).sum()}/{strong.sum()}")
+    for j, k, coupling, rotation in close_pair_couplings(hessian_in_mode_basis(modes, d["model_forces"], steps),
+                                                         freq_ref, args.min_wavenumber):
+        summary += (f"\nclose pair {j + 1}/{k + 1} ({freq_ref[j]:.0f}/{freq_ref[k]:.0f} cm^-1): the model's "
+                    f"coupling {coupling:+.2f} cm^-1 turns their eigenvectors by {rotation:+.1f} degrees")
     text = (f"command: {' '.join(sys.argv)}\nmodel: {args.model}, forces {args.forces}, dipole {args.dipole}, "
             f"Anderson steps {args.anderson_steps}, engine revision {ENGINE_REVISION}; "
             f"step {args.step_bohr} bohr (largest atomic "
