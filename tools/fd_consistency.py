@@ -59,14 +59,14 @@ def main() -> None:
     model = JLCDModel.load(args.model)
     rng = np.random.default_rng(args.seed)
     print(f"{args.geometry} frame {args.frame}: {len(z)} atoms, h = {args.step_bohr:g} bohr; Ha/bohr")
+    frozen = FrozenGridLevel(model.level, model.level.make_grids(model.level.make_mol(z, xyz)))
+    cases = [("one-shot, moving grid", model.level), ("one-shot, frozen grid", frozen)]
+    engines = [(name, OneShotEngine(model, level, forces=args.forces),
+                OneShotEngine(model, level, compute_forces=False)) for name, level in cases]
+    if not args.no_scf:
+        engines.append(("SCF, moving grid", SCFEngine(model.level), SCFEngine(model.level)))
     for trial in range(args.directions):
         d = random_direction(rng, len(z))
-        frozen = FrozenGridLevel(model.level, model.level.make_grids(model.level.make_mol(z, xyz)))
-        cases = [("one-shot, moving grid", model.level), ("one-shot, frozen grid", frozen)]
-        engines = [(name, OneShotEngine(model, level, forces=args.forces),
-                    OneShotEngine(model, level, compute_forces=False)) for name, level in cases]
-        if not args.no_scf:
-            engines.append(("SCF, moving grid", SCFEngine(model.level), SCFEngine(model.level)))
         for name, force_engine, energy_engine in engines:
             t0 = time.time()
             fd, projected = directional_check(force_engine, energy_engine, z, xyz, d, args.step_bohr)

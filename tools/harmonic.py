@@ -135,12 +135,16 @@ def close_pair_couplings(k_fd: np.ndarray, freq_ref: np.ndarray, min_wavenumber:
 
 def modes_from_forces(modes: np.ndarray, forces: np.ndarray, steps: np.ndarray):
     """Harmonic analysis from forces (nmode, 2, natm, 3) Ha/bohr at R0 +- steps[k] q_k (modes (nmode,
-    natm, 3), steps (nmode,) amu^1/2 bohr): the Hessian in the reference mode basis K_jk = -q_j . dF/dq_k
-    (central differences, symmetrized), diagonalized. Returns, per reference mode k, the frequency
-    (cm^-1) of the eigenvector that overlaps it most and that overlap (nmode,), plus the eigenvectors
-    (nmode, nmode) and, per eigenvector, the reference mode it matches (nmode,)."""
-    nmode = len(modes)
-    force_constants, vectors = np.linalg.eigh(hessian_in_mode_basis(modes, forces, steps))
+    natm, 3), steps (nmode,) amu^1/2 bohr): ``modes_from_hessian`` of ``hessian_in_mode_basis``."""
+    return modes_from_hessian(hessian_in_mode_basis(modes, forces, steps))
+
+
+def modes_from_hessian(k_fd: np.ndarray):
+    """Diagonalize the Hessian in the reference mode basis (nmode, nmode). Returns, per reference mode
+    k, the frequency (cm^-1) of the eigenvector that overlaps it most and that overlap (nmode,), plus
+    the eigenvectors (nmode, nmode) and, per eigenvector, the reference mode it matches (nmode,)."""
+    nmode = len(k_fd)
+    force_constants, vectors = np.linalg.eigh(k_fd)
     freq_sorted = hessian_to_wavenumbers(force_constants)
     match = np.argmax(vectors ** 2, axis=0)  # eigenvector -> reference mode of largest weight
     freq, overlap = np.full(nmode, np.nan), np.zeros(nmode)
@@ -264,7 +268,8 @@ def main() -> int:
 
     d = {"model_forces": progress.data["forces"]["forces"], "model_dipoles": progress.data["dipoles"]["dipoles"],
          "scf_dipoles": progress.data["scf"]["dipoles"]}
-    freq_model, overlap, vectors, match = modes_from_forces(modes, d["model_forces"], steps)
+    k_model = hessian_in_mode_basis(modes, d["model_forces"], steps)
+    freq_model, overlap, vectors, match = modes_from_hessian(k_model)
     dmu_model = (d["model_dipoles"][:, 0] - d["model_dipoles"][:, 1]) / (2 * steps[:, None])
     dmu_scf = (d["scf_dipoles"][:, 0] - d["scf_dipoles"][:, 1]) / (2 * steps[:, None])
     # the model's intensity of reference mode k: its dipole derivative along that mode's eigenvector
@@ -300,8 +305,7 @@ def main() -> int:
                f"the same along the reference modes (the dipole surface alone, without the model's mode shapes): "
                f"relative error max {np.nanmax(rel_on_ref):.2f}, mean {np.nanmean(rel_on_ref):.2f}; "
                f"within 20 %: {(rel_on_ref <= 0.2).sum()}/{strong.sum()}")
-    for j, k, coupling, rotation in close_pair_couplings(hessian_in_mode_basis(modes, d["model_forces"], steps),
-                                                         freq_ref, args.min_wavenumber):
+    for j, k, coupling, rotation in close_pair_couplings(k_model, freq_ref, args.min_wavenumber):
         summary += (f"\nclose pair {j + 1}/{k + 1} ({freq_ref[j]:.0f}/{freq_ref[k]:.0f} cm^-1): the model's "
                     f"coupling {coupling:+.2f} cm^-1 turns their eigenvectors by {rotation:+.1f} degrees")
     text = (f"command: {' '.join(sys.argv)}\nmodel: {args.model}, forces {args.forces}, dipole {args.dipole}, "
