@@ -29,3 +29,33 @@ def test_close_pair_coupling_recovers_the_mixing_angle():
     omega = unit * np.sqrt(np.diag(k)[:2])
     expected = (lam[0] - lam[1]) * np.sin(2 * theta) / 2 * unit ** 2 / omega.sum()
     assert abs(coupling - expected) < 1e-9 and 3.0 < -coupling < 4.0  # the size the shipped model shows
+
+
+SPEC_SENS = importlib.util.spec_from_file_location(
+    "reference_sensitivity", Path(__file__).parents[1] / "tools" / "reference_sensitivity.py")
+sensitivity = importlib.util.module_from_spec(SPEC_SENS)
+SPEC_SENS.loader.exec_module(sensitivity)
+
+
+def test_hessian_in_reference_modes_is_diagonal_in_its_own_modes():
+    """A Cartesian Hessian expressed in the normal modes PySCF derives from it (water, HF/STO-3G) is
+    diag(omega^2): the frequencies come back to 1e-6 cm^-1 and nothing couples; the same modes under
+    a Hessian with one mode's force constant raised by 1 % move that mode alone, by 0.5 %."""
+    from pyscf import gto, scf
+    from pyscf.hessian import thermo
+
+    mol = gto.M(atom="O 0 0 0.12; H 0 0.76 -0.47; H 0 -0.76 -0.47", basis="sto-3g", verbose=0)
+    mf = scf.RHF(mol).run(conv_tol=1e-11)
+    hessian = mf.Hessian().kernel()
+    analysis = thermo.harmonic_analysis(mol, hessian, imaginary_freq=False)
+    freq, modes = np.asarray(analysis["freq_wavenumber"]), np.asarray(analysis["norm_mode"])
+    k = sensitivity.hessian_in_reference_modes(hessian, modes)
+    assert np.allclose(harmonic.hessian_to_wavenumbers(np.diag(k)), freq, atol=1e-6)
+    assert np.abs(k - np.diag(np.diag(k))).max() < 1e-9 * np.abs(k).max()
+    k_variant = k.copy()
+    k_variant[2, 2] *= 1.01
+    rows, pairs = sensitivity.variant_table(k_variant, freq, np.eye(3), 1000.0)
+    cells = [[float(c) for c in row.strip("|").split("|")] for row in rows[2:]]
+    assert [c[0] for c in cells] == [1, 2, 3] and pairs == []  # all three above 1000 cm^-1, none within 40
+    assert np.allclose([c[3] for c in cells], [0.0, 0.0, round(freq[2] * (1.01 ** 0.5 - 1), 1)], atol=0.051)
+    assert all(c[4] == 1.0 and c[7] == 1.0 for c in cells)  # unmixed: overlap 1, intensities unchanged
