@@ -138,3 +138,26 @@ def test_two_processes_cannot_run_the_same_segment(tmp_path):
         other.wait()
     campaign.claim_segment(tmp_path)  # the holder is gone: a stale claim is taken over
     assert int((tmp_path / "campaign.pid").read_text()) == campaign.os.getpid()
+
+
+def test_a_run_from_another_campaigns_checkpoint_rethermalizes_only_when_asked(tmp_path, monkeypatch):
+    """--from-checkpoint: NVE at once from the copied checkpoint by default (the AIMD reference from
+    the same state); with --first-nvt-steps N, N NVT steps on this model's surface first, and the NVE
+    from their end. The stages themselves are i-PI runs; here only their order and starts are checked."""
+    from argparse import Namespace
+
+    stages = []
+    monkeypatch.setattr(campaign, "run_stage", lambda seg, stage, steps, template, start, *rest, **kw:
+                        stages.append((stage, steps, start.relative_to(seg).as_posix())))
+    origin = tmp_path / "other_nvt.chk"
+    origin.write_text("<simulation/>")
+    for first_nvt, expected in ((0, [("nve", 2000, "start.chk")]),
+                                (20, [("nvt", 20, "start.chk"), ("nve", 2000, "nvt.chk")])):
+        seg = tmp_path / f"run{first_nvt}" / "seg0"
+        seg.mkdir(parents=True)
+        stages.clear()
+        args = Namespace(from_checkpoint=str(origin), first_nvt_steps=first_nvt, nve_steps=2000, nvt_steps=100,
+                         branch=True, temperature=300.0, structure=None)
+        campaign.run_segment(args, seg.parent, seg, 0, tmp_path, "addr", ["driver"], True)
+        assert stages == expected
+        assert (seg / "start.chk").read_text() == "<simulation/>"

@@ -6,6 +6,8 @@ re-thermalized by a short NVT from the end of the previous one (inputs/uracil/RE
     python tools/md_campaign.py RUN_DIR --temperature 300 --branch --segment 1 3  # branched segments 1, 3
     python tools/md_campaign.py SCF_DIR --engine scf --from-checkpoint RUN_DIR/seg0/nvt.chk --segments 1 \
                                 --nve-steps 400   # the AIMD reference NVE from the same state
+    python tools/md_campaign.py NEW_DIR --model NEW.npz --from-checkpoint RUN_DIR/seg0/nvt.chk \
+                                --first-nvt-steps 20 --branch --segment 0   # a new model, re-thermalized
     python tools/md_campaign.py RUN_DIR --report      # summary + IR spectrum of the finished segments
     python tools/md_campaign.py RUN_300K --report --compare RUN_100K   # and the 100 K spectrum in its plot
 
@@ -183,14 +185,16 @@ def run_campaign(args) -> None:
 def run_segment(args, run_dir: Path, seg: Path, k: int, inputs: Path, address: str, driver: list[str],
                 one_shot: bool) -> None:
     """Run (or continue) segment ``k``: its NVT stage from its start, then NVE."""
-    if k == 0 and args.from_checkpoint:  # NVE at once from another run's state (same positions, momenta)
+    if k == 0 and args.from_checkpoint:  # from another run's state (same positions, momenta)
         start = seg / "start.chk"
         if not start.exists():
             shutil.copy(args.from_checkpoint, start)
-        run_stage(seg, "nve", args.nve_steps, inputs / "nve.xml", start, args.temperature, 2000, address,
-                  driver, one_shot)
-        return
-    if k == 0:
+        if args.first_nvt_steps == 0:  # NVE at once: the same initial state for another engine
+            run_stage(seg, "nve", args.nve_steps, inputs / "nve.xml", start, args.temperature, 2000, address,
+                      driver, one_shot)
+            return
+        nvt_steps = args.first_nvt_steps  # a short re-thermalization on this model's surface first
+    elif k == 0:
         start = seg / "start.xyz"
         if not start.exists():
             shutil.copy(args.structure or inputs / "uracil.xyz", start)
@@ -291,8 +295,9 @@ def main() -> int:
     p.add_argument("--engine", choices=("jlcdm", "scf"), default="jlcdm",
                    help="driver engine: the one-shot JLCDM (default) or full SCF (the AIMD reference)")
     p.add_argument("--from-checkpoint", default=None, metavar="CHK",
-                   help="segment 0 runs NVE at once from this i-PI checkpoint (e.g. another campaign's "
-                        "seg0/nvt.chk: the same initial state for another engine)")
+                   help="segment 0 starts from this i-PI checkpoint (e.g. another campaign's seg0/nvt.chk): "
+                        "NVE at once (the same initial state for another engine), or first --first-nvt-steps "
+                        "of NVT if given (a state equilibrated with another model, re-thermalized)")
     p.add_argument("--forces", default="orbital", help="force route of the driver (default orbital)")
     p.add_argument("--dipole", default="anderson", help="dipole route of the driver (default anderson)")
     p.add_argument("--anderson-steps", type=int, default=None,
@@ -300,7 +305,8 @@ def main() -> int:
     p.add_argument("--grid-level", type=int, default=None)
     p.add_argument("--structure", default=None, help="starting XYZ (default the packaged uracil.xyz)")
     p.add_argument("--segments", type=int, default=4)
-    p.add_argument("--first-nvt-steps", type=int, default=400, help="NVT steps before the first segment (200 fs)")
+    p.add_argument("--first-nvt-steps", type=int, default=None,
+                   help="NVT steps before the first segment (default 400 = 200 fs; 0 with --from-checkpoint)")
     p.add_argument("--nvt-steps", type=int, default=100, help="NVT steps between segments (50 fs)")
     p.add_argument("--nve-steps", type=int, default=1000, help="NVE steps per segment (0.5 ps)")
     p.add_argument("--branch", action="store_true",
@@ -313,6 +319,8 @@ def main() -> int:
     p.add_argument("--compare", nargs="+", default=None, metavar="RUN_DIR",
                    help="report: draw the IR spectra of these (reported) campaigns in the same plot, e.g. 100 K")
     args = p.parse_args()
+    if args.first_nvt_steps is None:
+        args.first_nvt_steps = 0 if args.from_checkpoint else 400
     if args.segment is not None and any(k > 0 for k in args.segment) and not args.branch:
         p.error("--segment K > 0 needs --branch (chained segments must run in order)")
     if args.report:
