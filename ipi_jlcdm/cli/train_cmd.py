@@ -25,16 +25,17 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--r-cut-angstrom", type=float, default=3.5, help="cutoff radius (default 3.5 angstrom)")
     p.add_argument("--r-min-angstrom", type=float, default=-0.8, help="1-body r_min (default -0.8 angstrom)")
     p.add_argument("--n1", type=int, default=25, help="1-body radial functions n = 1..n1 (default 25)")
-    p.add_argument("--n2", type=int, default=12, help="2-body radial functions n = 2..n2 (default 12)")
+    p.add_argument("--n2", type=int, default=14,
+                   help="2-body radial functions n = 2..n2 (default 14, the shipped model's)")
     p.add_argument("--l-max", type=int, default=5, help="largest Legendre order (default 5)")
     p.add_argument("--alpha", type=float, default=7.0, help="Jacobi alpha (default 7)")
     p.add_argument("--beta", type=float, default=0.0, help="Jacobi beta (default 0)")
     p.add_argument("--envelope-power", type=float, default=1 / 3,
                    help="p of the envelope block rho_SAD^p x features, which follows the atomic densities "
                    "(default 1/3; 0: no envelope block, half the features)")
-    p.add_argument("--rho-sad-weight-power", type=float, default=0.4,
+    p.add_argument("--rho-sad-weight-power", type=float, default=0.6,
                    help="multiply the least-squares weight of each sampled point by (rho_SAD + 1e-6 e/bohr^3)^-P: "
-                   "aims the fit at the integrated absolute density error (default 0.4, the shipped model's; "
+                   "aims the fit at the integrated absolute density error (default 0.6, the shipped model's; "
                    "0: the plain importance-weighted L2 fit)")
     p.add_argument("--points-per-frame", type=int, default=3000, help="sampled grid points per frame (default 3000)")
     p.add_argument("--validation-frames", type=int, default=4, help="frames that choose the ridge (default 4)")
