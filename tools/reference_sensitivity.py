@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from pyscf import dft
 
 from ipi_jlcdm.geometry_io import read_frames
 from ipi_jlcdm.level import LevelOfTheory
@@ -38,9 +39,9 @@ def analytic_hessian(level: LevelOfTheory, atomic_numbers: np.ndarray, coords_bo
                      dm0: np.ndarray, density_fit: bool) -> np.ndarray:
     """Cartesian Hessian (natm, natm, 3, 3), Ha/bohr^2, of the converged RKS at ``level``."""
     mol = level.make_mol(atomic_numbers, coords_bohr)
-    mf = level.make_rks(mol)
-    if not density_fit:
-        from pyscf import dft
+    if density_fit:
+        mf = level.make_rks(mol)
+    else:  # the same RKS with exact (4-centre) Coulomb
         mf = dft.RKS(mol, xc=level.xc)
         mf.verbose = 0
         mf.grids.level = level.grid_level
@@ -95,6 +96,9 @@ def main() -> int:
     if args.grid_level == 3 and not args.no_density_fit:
         parser.error("that is the reference itself: change --grid-level or give --no-density-fit")
 
+    missing = [name for name in ("minimum.xyz", "reference_hessian.npz", "fd_scf.npz") if not (out / name).is_file()]
+    if missing:
+        parser.error(f"{out} lacks {', '.join(missing)}: run tools/harmonic.py -o {out} first")
     frame = read_frames(out / "minimum.xyz")[0]
     with np.load(out / "reference_hessian.npz") as f:
         freq_ref, modes, dm0 = f["freq_cm1"], f["modes"], f["dm"]
