@@ -59,3 +59,23 @@ def test_hessian_in_reference_modes_is_diagonal_in_its_own_modes():
     assert [c[0] for c in cells] == [1, 2, 3] and pairs == []  # all three above 1000 cm^-1, none within 40
     assert np.allclose([c[3] for c in cells], [0.0, 0.0, round(freq[2] * (1.01 ** 0.5 - 1), 1)], atol=0.051)
     assert all(c[4] == 1.0 and c[7] == 1.0 for c in cells)  # unmixed: overlap 1, intensities unchanged
+
+
+def test_coupling_difference_by_atom_finds_the_perturbed_atom():
+    """Reference forces linear in the displacement (a random symmetric Hessian) and model forces that
+    differ only on atom 2: the per-atom terms vanish elsewhere and sum to K_jk(model) - K_jk(ref)."""
+    rng = np.random.default_rng(3)
+    natm, nmode = 4, 5
+    modes = rng.normal(size=(nmode, natm, 3))
+    steps = np.full(nmode, 0.01)
+    h = rng.normal(size=(3 * natm, 3 * natm))
+    h = h + h.T
+    displacements = np.stack([steps[:, None, None] * modes, -steps[:, None, None] * modes], axis=1)
+    reference = -np.einsum("ij,ksj->ksi", h, displacements.reshape(nmode, 2, -1)).reshape(nmode, 2, natm, 3)
+    model = reference.copy()
+    model[:, :, 2] += rng.normal(size=(nmode, 1, 3)) * displacements[:, :, 2]  # displacement-odd change
+    terms = harmonic.coupling_difference_by_atom(modes, model, reference, steps, 1, 3)
+    k_model, k_ref = (harmonic.hessian_in_mode_basis(modes, f, steps) for f in (model, reference))
+    k_diff = k_model - k_ref
+    assert np.allclose(np.delete(terms, 2), 0.0) and abs(terms[2]) > 1e-6
+    assert np.isclose(terms.sum(), k_diff[1, 3])

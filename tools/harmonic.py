@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.optimize
-from pyscf.data import nist
+from pyscf.data import elements, nist
 from pyscf.hessian import thermo
 
 from ipi_jlcdm.anderson_dipole import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
@@ -131,6 +131,17 @@ def close_pair_couplings(k_fd: np.ndarray, freq_ref: np.ndarray, min_wavenumber:
             rotation = 0.5 * np.degrees(np.arctan2(-2 * k_fd[j, k], k_fd[k, k] - k_fd[j, j]))
             pairs.append((j, k, float(coupling), float(rotation)))
     return pairs
+
+
+def coupling_difference_by_atom(modes: np.ndarray, forces: np.ndarray, reference_forces: np.ndarray,
+                                steps: np.ndarray, j: int, k: int) -> np.ndarray:
+    """Where the model's off-diagonal Hessian element K_jk differs from one built the same way from
+    reference (SCF) forces: per-atom terms (natm,) of K_jk(model) - K_jk(reference), Ha / (bohr^2 amu),
+    summing to that difference. Forces (nmode, 2, natm, 3) at R0 +- steps[k] q_k, as in
+    ``hessian_in_mode_basis`` (symmetrized: half of q_j . dF/dq_k and half of q_k . dF/dq_j)."""
+    ddf = ((forces[:, 0] - forces[:, 1]) - (reference_forces[:, 0] - reference_forces[:, 1])) \
+        / (2 * steps[:, None, None])
+    return -0.5 * (np.einsum("ax,ax->a", modes[j], ddf[k]) + np.einsum("ax,ax->a", modes[k], ddf[j]))
 
 
 def modes_from_forces(modes: np.ndarray, forces: np.ndarray, steps: np.ndarray):
@@ -305,9 +316,17 @@ def main() -> int:
                f"the same along the reference modes (the dipole surface alone, without the model's mode shapes): "
                f"relative error max {np.nanmax(rel_on_ref):.2f}, mean {np.nanmean(rel_on_ref):.2f}; "
                f"within 20 %: {(rel_on_ref <= 0.2).sum()}/{strong.sum()}")
+    scf_forces_file = out / "fd_scf_forces.npz"  # from tools/fd_scf_hessian.py, if run
+    scf_forces = np.load(scf_forces_file)["forces"] if scf_forces_file.is_file() else None
     for j, k, coupling, rotation in close_pair_couplings(k_model, freq_ref, args.min_wavenumber):
         summary += (f"\nclose pair {j + 1}/{k + 1} ({freq_ref[j]:.0f}/{freq_ref[k]:.0f} cm^-1): the model's "
                     f"coupling {coupling:+.2f} cm^-1 turns their eigenvectors by {rotation:+.1f} degrees")
+        if scf_forces is not None:
+            terms = coupling_difference_by_atom(modes, d["model_forces"], scf_forces, steps, j, k)
+            share = terms / np.abs(terms).sum()
+            top = np.argsort(-np.abs(share))[:3]
+            summary += "; its difference from SCF finite differences by atom: " + ", ".join(
+                f"atom {a + 1} ({elements.ELEMENTS[int(atomic_numbers[a])]}) {share[a]:+.2f}" for a in top)
     text = (f"command: {' '.join(sys.argv)}\nmodel: {args.model}, forces {args.forces}, dipole {args.dipole}, "
             f"Anderson steps {args.anderson_steps}, engine revision {ENGINE_REVISION}; "
             f"step {args.step_bohr} bohr (largest atomic "
