@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harmonic import DEFAULT_STEP_BOHR, modes_from_forces  # noqa: E402
+from harmonic import mode_steps, modes_from_forces  # noqa: E402
 
 from ipi_jlcdm.geometry_io import read_frames  # noqa: E402
 from ipi_jlcdm.model import JLCDModel, resolve_model_path  # noqa: E402
@@ -41,7 +41,7 @@ def main() -> int:
     with np.load(directory / "reference_hessian.npz") as ref:
         freq, modes, dm0 = ref["freq_cm1"], ref["modes"], ref["dm"]
     nmode = len(freq)
-    steps = DEFAULT_STEP_BOHR / np.abs(modes).reshape(nmode, -1).max(axis=1)
+    steps = mode_steps(modes)
     out = Path(args.output)
     forces = np.full((nmode, 2, len(frame.atomic_numbers), 3), np.nan)
     if out.is_file():

@@ -133,6 +133,25 @@ def close_pair_couplings(k_fd: np.ndarray, freq_ref: np.ndarray, min_wavenumber:
     return pairs
 
 
+def mode_steps(modes: np.ndarray, step_bohr: float = DEFAULT_STEP_BOHR) -> np.ndarray:
+    """Finite-difference step per mode (nmode,), amu^1/2 bohr: the largest atomic displacement of
+    R0 +- step q_k is ``step_bohr``."""
+    return step_bohr / np.abs(modes).reshape(len(modes), -1).max(axis=1)
+
+
+def intensities_along_matched_modes(vectors: np.ndarray, overlap: np.ndarray, match: np.ndarray,
+                                    dipole_derivatives_au: np.ndarray) -> np.ndarray:
+    """IR intensities (km/mol, (nmode,), NaN where unmatched) along the eigenvectors of a Hessian in
+    the reference mode basis (``modes_from_hessian``'s vectors, overlap, match), per reference mode,
+    from dipole derivatives along the reference modes (nmode, 3)."""
+    rotated = vectors.T @ dipole_derivatives_au
+    out = np.full(len(overlap), np.nan)
+    for j, k in enumerate(match):
+        if vectors[k, j] ** 2 == overlap[k]:
+            out[k] = intensities_km_per_mol(rotated[j:j + 1])[0]
+    return out
+
+
 def coupling_difference_by_atom(modes: np.ndarray, forces: np.ndarray, reference_forces: np.ndarray,
                                 steps: np.ndarray, j: int, k: int) -> np.ndarray:
     """Where the model's off-diagonal Hessian element K_jk differs from one built the same way from
@@ -251,7 +270,7 @@ def main() -> int:
         path.write_text(harmonic_samples(atomic_numbers, coords0, freq_ref, modes, temperature, count, args.seed))
         log(f"wrote {count} harmonic samples at {temperature:g} K to {path}")
         return 0
-    steps = args.step_bohr / np.abs(modes).reshape(nmode, -1).max(axis=1)  # amu^1/2 bohr per mode
+    steps = mode_steps(modes, args.step_bohr)
 
     dipole_route = args.dipole if args.dipole != "anderson" or args.anderson_steps == 1 else \
         f"anderson{args.anderson_steps}"  # result files of one Anderson step keep their earlier name
@@ -284,11 +303,7 @@ def main() -> int:
     dmu_model = (d["model_dipoles"][:, 0] - d["model_dipoles"][:, 1]) / (2 * steps[:, None])
     dmu_scf = (d["scf_dipoles"][:, 0] - d["scf_dipoles"][:, 1]) / (2 * steps[:, None])
     # the model's intensity of reference mode k: its dipole derivative along that mode's eigenvector
-    rotated = vectors.T @ dmu_model  # along the model's own modes
-    int_model = np.full(nmode, np.nan)
-    for j, k in enumerate(match):
-        if vectors[k, j] ** 2 == overlap[k]:
-            int_model[k] = intensities_km_per_mol(rotated[j:j + 1])[0]
+    int_model = intensities_along_matched_modes(vectors, overlap, match, dmu_model)
     int_ref = intensities_km_per_mol(dmu_scf)
     int_model_on_ref = intensities_km_per_mol(dmu_model)  # along the reference modes: the dipole surface alone
 

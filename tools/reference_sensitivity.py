@@ -67,11 +67,7 @@ def variant_table(k_variant: np.ndarray, freq_ref: np.ndarray, dmu_ref: np.ndarr
     and along the variant's modes from the same dipole derivatives) and the close-pair couplings."""
     freq_var, overlap, vectors, match = harmonic.modes_from_hessian(k_variant)
     int_ref = harmonic.intensities_km_per_mol(dmu_ref)
-    int_var = np.full(len(freq_ref), np.nan)
-    along_variant = vectors.T @ dmu_ref
-    for j, k in enumerate(match):
-        if vectors[k, j] ** 2 == overlap[k]:
-            int_var[k] = harmonic.intensities_km_per_mol(along_variant[j:j + 1])[0]
+    int_var = harmonic.intensities_along_matched_modes(vectors, overlap, match, dmu_ref)
     rows = ["| mode | reference (cm^-1) | variant (cm^-1) | diff (cm^-1) | overlap | I ref (km/mol) | "
             "I along variant mode (km/mol) | ratio |", "|---|---|---|---|---|---|---|---|"]
     for k in np.flatnonzero(freq_ref > min_wavenumber):
@@ -104,7 +100,7 @@ def main() -> int:
         freq_ref, modes, dm0 = f["freq_cm1"], f["modes"], f["dm"]
     with np.load(out / "fd_scf.npz") as f:
         scf_dipoles = f["dipoles"]
-    steps = harmonic.DEFAULT_STEP_BOHR / np.abs(modes).reshape(len(freq_ref), -1).max(axis=1)
+    steps = harmonic.mode_steps(modes)
     dmu_ref = (scf_dipoles[:, 0] - scf_dipoles[:, 1]) / (2 * steps[:, None])
 
     hessian_file = out / f"hessian_{name}.npz"
