@@ -104,10 +104,16 @@ def harmonic_samples(atomic_numbers, coords0, freq_cm1, modes, temperature_k: fl
     return "".join(frames)
 
 
+def central_difference(values: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """d value / d q_k (nmode, ...) from values (nmode, 2, ...) at R0 + steps[k] q_k and R0 - steps[k] q_k
+    (forces (nmode, 2, natm, 3), dipoles (nmode, 2, 3)); steps (nmode,) amu^1/2 bohr."""
+    return (values[:, 0] - values[:, 1]) / (2 * steps.reshape(-1, *[1] * (values.ndim - 2)))
+
+
 def hessian_in_mode_basis(modes: np.ndarray, forces: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """K_jk = -q_j . dF/dq_k (nmode, nmode), Ha / (bohr^2 amu), by central differences of the forces
     (nmode, 2, natm, 3) at R0 +- steps[k] q_k, symmetrized."""
-    dforce = (forces[:, 0] - forces[:, 1]) / (2 * steps[:, None, None])  # (nmode, natm, 3)
+    dforce = central_difference(forces, steps)  # (nmode, natm, 3)
     k_fd = -np.einsum("jax,kax->jk", modes, dforce)
     return 0.5 * (k_fd + k_fd.T)
 
@@ -158,8 +164,7 @@ def coupling_difference_by_atom(modes: np.ndarray, forces: np.ndarray, reference
     reference (SCF) forces: per-atom terms (natm,) of K_jk(model) - K_jk(reference), Ha / (bohr^2 amu),
     summing to that difference. Forces (nmode, 2, natm, 3) at R0 +- steps[k] q_k, as in
     ``hessian_in_mode_basis`` (symmetrized: half of q_j . dF/dq_k and half of q_k . dF/dq_j)."""
-    ddf = ((forces[:, 0] - forces[:, 1]) - (reference_forces[:, 0] - reference_forces[:, 1])) \
-        / (2 * steps[:, None, None])
+    ddf = central_difference(forces - reference_forces, steps)
     return -0.5 * (np.einsum("ax,ax->a", modes[j], ddf[k]) + np.einsum("ax,ax->a", modes[k], ddf[j]))
 
 
@@ -300,8 +305,8 @@ def main() -> int:
          "scf_dipoles": progress.data["scf"]["dipoles"]}
     k_model = hessian_in_mode_basis(modes, d["model_forces"], steps)
     freq_model, overlap, vectors, match = modes_from_hessian(k_model)
-    dmu_model = (d["model_dipoles"][:, 0] - d["model_dipoles"][:, 1]) / (2 * steps[:, None])
-    dmu_scf = (d["scf_dipoles"][:, 0] - d["scf_dipoles"][:, 1]) / (2 * steps[:, None])
+    dmu_model = central_difference(d["model_dipoles"], steps)
+    dmu_scf = central_difference(d["scf_dipoles"], steps)
     # the model's intensity of reference mode k: its dipole derivative along that mode's eigenvector
     int_model = intensities_along_matched_modes(vectors, overlap, match, dmu_model)
     int_ref = intensities_km_per_mol(dmu_scf)

@@ -25,7 +25,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from pyscf import dft
 
 from ipi_jlcdm.geometry_io import read_frames
 from ipi_jlcdm.level import LevelOfTheory
@@ -39,12 +38,9 @@ def analytic_hessian(level: LevelOfTheory, atomic_numbers: np.ndarray, coords_bo
                      dm0: np.ndarray, density_fit: bool) -> np.ndarray:
     """Cartesian Hessian (natm, natm, 3, 3), Ha/bohr^2, of the converged RKS at ``level``."""
     mol = level.make_mol(atomic_numbers, coords_bohr)
-    if density_fit:
-        mf = level.make_rks(mol)
-    else:  # the same RKS with exact (4-centre) Coulomb
-        mf = dft.RKS(mol, xc=level.xc)
-        mf.verbose = 0
-        mf.grids.level = level.grid_level
+    mf = level.make_rks(mol)
+    if not density_fit:
+        mf = mf.undo_df()  # the same RKS (functional, grid) with exact 4-centre Coulomb
     mf.conv_tol = 1e-11
     mf.kernel(dm0=dm0)
     if not mf.converged:
@@ -101,7 +97,7 @@ def main() -> int:
     with np.load(out / "fd_scf.npz") as f:
         scf_dipoles = f["dipoles"]
     steps = harmonic.mode_steps(modes)
-    dmu_ref = (scf_dipoles[:, 0] - scf_dipoles[:, 1]) / (2 * steps[:, None])
+    dmu_ref = harmonic.central_difference(scf_dipoles, steps)
 
     hessian_file = out / f"hessian_{name}.npz"
     if hessian_file.is_file():
