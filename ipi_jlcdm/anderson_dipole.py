@@ -20,11 +20,17 @@ one diagonalization; energy and forces are unchanged (they are those of the one-
 More steps (``--anderson-steps``, default DEFAULT_ANDERSON_STEPS): each builds the Fock matrix of the
 Pulay mixture of all outputs so far (coefficients summing to 1 that minimize the mixed residual in the
 same metric) and adds its output to the history; the dipole is that of the final mixture.
+
+The route ``--forces anderson`` (``oneshot``) builds the final mixture's own Fock matrix once more
+(``anderson_steps(..., orbitals=True)``) and serves the Harris-Foulkes energy of the mixture as input
+density and PySCF's analytic gradient on that Fock matrix's orbitals: both approach the SCF ones as
+the steps converge (exact for an SCF density), but the forces are not the energy's exact derivative.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
@@ -72,27 +78,67 @@ def pulay_coefficients(residuals: list[np.ndarray], metric_factor) -> np.ndarray
     return scipy.linalg.lstsq(b, rhs)[0][:n]
 
 
+@dataclass
+class MixtureFock:
+    """The Fock matrix of the final Anderson mixture rho_mix, diagonalized: eigenpairs (nmo,),
+    (nao, nmo) and occupations (nmo,), and the Harris-Foulkes terms of rho_mix as input density,
+    E_H[rho_mix] and E_xc[rho_mix] and integral v_xc rho_mix (Ha), so that
+    E_HF[rho_mix] = sum_i f_i e_i - e_hartree + e_xc - v_rho + E_nn (minus k T S when smeared)."""
+
+    mo_energy: np.ndarray
+    mo_coeff: np.ndarray
+    mo_occ: np.ndarray
+    e_hartree: float
+    e_xc: float
+    v_rho: float
+
+
+@dataclass
+class AndersonMixture:
+    """The result of ``anderson_steps``: dm (nao, nao) the final Pulay mixture of the output density
+    matrices, theta the weight of the last output in it, and with ``orbitals`` its own Fock matrix
+    diagonalized (MixtureFock), else None."""
+
+    dm: np.ndarray
+    theta: float
+    fock: MixtureFock | None = None
+
+
 def anderson_dipole(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np.ndarray, dm_out: np.ndarray,
                     rho_out: np.ndarray, occupations: Callable, comm, steps: int = 1) -> tuple[np.ndarray, float]:
-    """Dipole (3,) e*bohr after ``steps`` Anderson steps from the one-shot step, and theta (the
-    weight of the last output; for one step the theta of the module docstring).
+    """Dipole (3,) e*bohr after ``steps`` Anderson steps from the one-shot step (``anderson_steps``),
+    and theta (the weight of the last output; for one step the theta of the module docstring)."""
+    mixture = anderson_steps(mol, xc_terms, fit, hcore, overlap, dm_out, rho_out, occupations, comm, steps)
+    return dipole_of(mol, mixture.dm), mixture.theta
+
+
+def anderson_steps(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np.ndarray, dm_out: np.ndarray,
+                   rho_out: np.ndarray, occupations: Callable, comm, steps: int = 1,
+                   orbitals: bool = False) -> AndersonMixture:
+    """``steps`` Anderson steps from the one-shot step: the final mixture of output density matrices.
 
     ``xc_terms(rho[, dm, c])`` -> (object with ``v_matrix``, extra) for the (4, npts) density rho on
     this rank's points, or for rho + c rho[dm] with extra = rho[dm] (4, npts) from the same AO pass;
     ``fit``: the CoulombFit of rho_in (int3c, metric factor, rhs = (Q|rho_in)); ``rho_out`` (4, npts)
     the density of ``dm_out`` and its gradient at this rank's points; ``occupations(mo_energy)`` ->
-    mo_occ as in the one-shot step. Every rank returns the same numbers (rank 0 diagonalizes, the result is broadcast).
-    Steps beyond the first mix all outputs so far with Pulay's coefficients in the Coulomb metric
-    and build the Fock matrix of that mixture (one more J, V_xc, AO pass and diagonalization each).
+    mo_occ as in the one-shot step. Every rank returns the same numbers (rank 0 diagonalizes, the
+    result is broadcast). Steps beyond the first mix all outputs so far with Pulay's coefficients in
+    the Coulomb metric and build the Fock matrix of that mixture (one more J, V_xc, AO pass and
+    diagonalization each). With ``orbitals`` the Fock matrix of the final mixture is built and
+    diagonalized once more (the orbitals of the ``--forces anderson`` route).
     """
     inputs, outputs = [fit.rhs], [np.einsum("ijP,ij->P", fit.int3c, dm_out)]
     dms, rhos = [dm_out], [rho_out]
     coefficients = np.array([1.0])
-    for step in range(steps):
+
+    def diagonalize_mixture(step: int):
+        """Fock matrix of the current mixture (its J from (Q|mixture), its V_xc on the grid; the
+        newest output's density joins ``rhos`` from the same AO pass): rhs (Q|mixture), its XC
+        terms and the eigenpairs."""
         if step == 0:
             rhs_in = outputs[0]
             xc = xc_terms(rho_out)[0]
-        else:  # the newest output's density and the mixture's V_xc in one pass
+        else:
             rhs_in = sum(c * f for c, f in zip(coefficients, outputs, strict=True))
             older = sum(c * r for c, r in zip(coefficients[:-1], rhos, strict=True))
             xc, rho_newest = xc_terms(older, dms[-1], float(coefficients[-1]))
@@ -100,6 +146,10 @@ def anderson_dipole(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np
         j_in = np.einsum("ijP,P->ij", fit.int3c, scipy.linalg.cho_solve(fit.metric_factor, rhs_in))
         fock = hcore + j_in + xc.v_matrix
         mo_energy, mo_coeff = comm.bcast(scipy.linalg.eigh(fock, overlap) if comm.rank == 0 else None)
+        return rhs_in, xc, mo_energy, mo_coeff
+
+    for step in range(steps):
+        rhs_in, _, mo_energy, mo_coeff = diagonalize_mixture(step)
         dm_next = (mo_coeff * occupations(mo_energy)) @ mo_coeff.T
         inputs.append(rhs_in)
         outputs.append(np.einsum("ijP,ij->P", fit.int3c, dm_next))
@@ -111,4 +161,9 @@ def anderson_dipole(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np
         else:
             coefficients = pulay_coefficients(residuals, fit.metric_factor)
     dm = sum(c * d for c, d in zip(coefficients, dms, strict=True))
-    return dipole_of(mol, dm), float(coefficients[-1])
+    mixture_fock = None
+    if orbitals:
+        rhs_in, xc, mo_energy, mo_coeff = diagonalize_mixture(steps)
+        e_hartree = 0.5 * float(rhs_in @ scipy.linalg.cho_solve(fit.metric_factor, rhs_in))
+        mixture_fock = MixtureFock(mo_energy, mo_coeff, occupations(mo_energy), e_hartree, xc.e_xc, xc.v_rho)
+    return AndersonMixture(dm, float(coefficients[-1]), mixture_fock)

@@ -61,16 +61,18 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="jlcdm: Fermi-Dirac occupations at this electronic temperature (K; energy = Mermin free "
                    "energy); keeps dipoles and forces continuous where HOMO and LUMO cross. 0 (default): aufbau")
     p.add_argument("--forces", choices=FORCE_ROUTES, default="orbital",
-                   help="jlcdm force route: 'orbital' (default; PySCF's analytic gradient on the one-shot orbitals) "
-                   "or 'harris-foulkes' (the exact derivative of the one-shot energy: energy-conserving MD, "
-                   "~2x the step time; see docs/VALIDATION.md)")
+                   help="jlcdm force route: 'orbital' (default; PySCF's analytic gradient on the one-shot orbitals), "
+                   "'harris-foulkes' (the exact derivative of the one-shot energy: energy-conserving MD, "
+                   "~2x the step time) or 'anderson' (PySCF's gradient on the orbitals of the Anderson mixture "
+                   "after --anderson-steps steps: closest to SCF forces, not the derivative of the served energy); "
+                   "see docs/VALIDATION.md")
     p.add_argument("--dipole", choices=DIPOLE_ROUTES, default="anderson",
                    help="jlcdm dipole: 'anderson' (default; Anderson steps in the Coulomb metric from the "
                    "one-shot step, one Fock build each; energy and forces unchanged) or 'one-shot' (from the "
                    "one-shot density matrix P_out, the paper's; always in the extras as dipole_one_shot)")
     p.add_argument("--anderson-steps", type=int, default=DEFAULT_ANDERSON_STEPS,
-                   help=f"jlcdm: Fock builds of the 'anderson' dipole (default {DEFAULT_ANDERSON_STEPS}: uracil dipole "
-                   "errors 0.037/0.012/0.007 D at 300 K for 1/2/3 steps, ~1 s each)")
+                   help=f"jlcdm: Fock builds of the 'anderson' dipole and forces (default {DEFAULT_ANDERSON_STEPS}: "
+                   "uracil dipole errors 0.037/0.012/0.007 D at 300 K for 1/2/3 steps, ~1 s each)")
 
 
 def engine_from_arguments(args: argparse.Namespace):

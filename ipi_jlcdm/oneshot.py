@@ -10,8 +10,11 @@ DESIGN section 5. Per geometry:
   E_HF = sum_i f_i e_i - E_H + E_xc - integral(v_xc rho_in) + E_nn      (Harris-Foulkes)
   minus the model's energy_offset_hartree (its mean E_HF - E_SCF on validation frames, a constant)
   with smearing at electronic temperature T the energy is the Mermin free energy E_HF - k T S
-  forces: PySCF's analytic RKS gradient on the one-shot orbitals (route a of DESIGN, default) or
-          the consistent derivative of E_HF (route b, ``hf_forces``)
+  forces: PySCF's analytic RKS gradient on the one-shot orbitals (route a of DESIGN, default), the
+          consistent derivative of E_HF (route b, ``hf_forces``), or PySCF's gradient on the orbitals
+          of the Fock matrix of the Anderson mixture after ``anderson_steps`` steps (route c,
+          ``forces='anderson'``, which serves E_HF of that mixture as energy, without the offset:
+          both close to SCF, but the forces are not the exact derivative of the energy)
   dipole: after Anderson steps in the Coulomb metric (default 3, ``anderson_dipole``) or from P_out
           (``dipole='one-shot'``, the paper's; always in info['dipole_one_shot']); from rho_in as a
           cross-check; gap; residual |rho_out - rho_in|/N_e.
@@ -35,7 +38,7 @@ from pyscf.dft import numint
 from pyscf.dft.gen_grid import make_mask
 from pyscf.grad import rks as rks_grad
 
-from .anderson_dipole import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES, anderson_dipole, dipole_of
+from .anderson_dipole import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES, anderson_steps, dipole_of
 from .density import add_density_response, ao_blocks, density_on_points, grid_points, per_atom, sad_density_matrix
 from .hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
 from .level import LevelOfTheory
@@ -46,7 +49,7 @@ from .results import EngineResult
 from .scf_engine import run_scf
 
 #: The two force routes of DESIGN section 5 (a, b).
-FORCE_ROUTES = ("orbital", "harris-foulkes")
+FORCE_ROUTES = ("orbital", "harris-foulkes", "anderson")
 
 #: Points per block for the Coulomb potential of the auxiliary functions on the grid.
 COULOMB_BLOCK = 4096
@@ -74,8 +77,11 @@ class OneShotEngine:
         """``fallback_residual``: above this residual (integral |rho_out - rho_in| / N_e) the step
         is recomputed by SCF started from P_out and flagged (info['fallback'] = 1); None: never.
         ``electronic_temperature_k`` > 0: Fermi-Dirac occupations (energy = free energy).
-        ``forces``: 'orbital' (route a: PySCF's gradient on the one-shot orbitals) or 'harris-foulkes'
-        (route b: the consistent derivative of the energy this engine returns, ``hf_forces``).
+        ``forces``: 'orbital' (route a: PySCF's gradient on the one-shot orbitals), 'harris-foulkes'
+        (route b: the consistent derivative of the energy this engine returns, ``hf_forces``) or
+        'anderson' (route c: PySCF's gradient on the orbitals of the Fock matrix of the Anderson
+        mixture after ``anderson_steps`` steps, and the Harris-Foulkes energy of that mixture as input
+        density; not its exact derivative). info['energy_one_shot']: E_HF[rho_in] minus the offset.
         ``dipole``: 'anderson' (``anderson_steps`` Anderson steps in the Coulomb metric from the
         one-shot step, one more Fock build each: ``anderson_dipole``) or 'one-shot' (P_out's)."""
         if forces not in FORCE_ROUTES:
@@ -149,12 +155,13 @@ class OneShotEngine:
         e_band = float(mo_occ @ mo_energy)
         offset = float(getattr(self.source, "energy_offset_hartree", 0.0))  # the model's calibration
         energy = e_band - coulomb.e_hartree + xc.e_xc - xc.v_rho + mol.energy_nuc() - smearing - offset
+        energy_one_shot = energy  # route (c) serves E_HF of the Anderson mixture instead (no offset)
         if consistent:  # the force passes evaluate rho_out too: use it for the residual
             state = OneShotState(coords, weights, rho_in, rho_sad, scale, dm_sad, dm_out, mo_energy, mo_coeff,
                                  mo_occ, coulomb, envelope, positivity, model_pairs)
             hf_gradient, rho_out = harris_foulkes_gradient(mol, self.level.xc, state, self.source, comm)
             timer.lap("forces")
-        elif self.compute_forces:
+        elif self.compute_forces and self.forces == "orbital":
             xc_gradient, rho_out = _xc_gradient(mol, self.level.xc, coords, weights, dm_out)
             timer.lap("forces")
         else:
@@ -168,15 +175,27 @@ class OneShotEngine:
         if self.fallback_residual is not None and residual > self.fallback_residual:
             return self._scf_fallback(mol, grids, dm_out, residual, scale, timer)
         dipole, theta = dipole_one_shot, 0.0
-        if self.dipole == "anderson":
-            dipole, theta = anderson_dipole(
+        anderson_forces = self.compute_forces and self.forces == "anderson"
+        if self.dipole == "anderson" or anderson_forces:
+            mixture = anderson_steps(
                 mol, lambda rho, *extra: _xc_terms(mol, self.level.xc, coords, weights, rho, comm, *extra), coulomb,
-                hcore, overlap, dm_out, rho_out, lambda e: self._occupations(e, n_elec)[0], comm, self.anderson_steps)
+                hcore, overlap, dm_out, rho_out, lambda e: self._occupations(e, n_elec)[0], comm, self.anderson_steps,
+                orbitals=anderson_forces)
+            if self.dipole == "anderson":
+                dipole, theta = dipole_of(mol, mixture.dm), mixture.theta
             timer.lap("anderson_dipole")
 
         forces = np.zeros((mol.natm, 3))
         if consistent:  # no net force: see hf_forces.remove_net_force
             forces = remove_net_force(-hf_gradient)
+        elif anderson_forces:  # route (c): E_HF[rho_mix], route (a)'s formula on the mixture's orbitals
+            mix = mixture.fock
+            energy = (float(mix.mo_occ @ mix.mo_energy) - mix.e_hartree + mix.e_xc - mix.v_rho + mol.energy_nuc()
+                      - self._occupations(mix.mo_energy, n_elec)[1])
+            xc_gradient = _xc_gradient(mol, self.level.xc, coords, weights,
+                                       (mix.mo_coeff * mix.mo_occ) @ mix.mo_coeff.T)[0]
+            forces = self._forces(mol, grids, coords, weights, mix.mo_energy, mix.mo_coeff, mix.mo_occ, energy,
+                                  xc_gradient)
         elif self.compute_forces:
             forces = self._forces(mol, grids, coords, weights, mo_energy, mo_coeff, mo_occ, energy, xc_gradient)
         timer.lap("forces")
@@ -187,7 +206,7 @@ class OneShotEngine:
             residual=residual,
             info={"density_scale": scale, "dipole_rho_in": dipole_rho_in.tolist(),
                   "dipole_one_shot": dipole_one_shot.tolist(), "anderson_theta": theta, "e_band": e_band,
-                  "n_grid": float(len(weights)), "fallback": 0},
+                  "n_grid": float(len(weights)), "fallback": 0, "energy_one_shot": energy_one_shot},
         )
         result.check_finite()
         return result

@@ -32,7 +32,7 @@ def mpi_env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-@pytest.mark.parametrize("forces", ["orbital", "harris-foulkes"])
+@pytest.mark.parametrize("forces", ["orbital", "harris-foulkes", "anderson"])
 def test_mpi_eval_equals_serial_eval(tmp_path, forces):
     frames = water_frames(2, seed=5)
     with open(tmp_path / "in.xyz", "w") as f:

@@ -24,7 +24,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--model", default="uracil", help="model (default: the shipped uracil model)")
     p.add_argument("--grid-level", type=int, default=None, help="PySCF grids.level (default: the model's)")
     p.add_argument("--forces", choices=FORCE_ROUTES, default="orbital",
-                   help="jlcdm force route (default orbital; harris-foulkes: energy-conserving, slower)")
+                   help="jlcdm force route (default orbital; harris-foulkes: energy-conserving, slower; "
+                   "anderson: closest to SCF)")
     p.set_defaults(func=run)
 
 
