@@ -11,8 +11,9 @@
    reference mode it overlaps most. Intensities from the model's dipole derivatives.
 Intensities: I = 42.2561 |d mu / d Q|^2 km/mol with d mu / d Q in Debye / (angstrom amu^1/2).
 Every stage is saved as it completes (OUT/minimum.xyz, reference_hessian.npz, fd_scf.npz,
-fd_model_<hash>_<forces>.npz, fd_model_<hash>_dipole_<route>.npz): a rerun resumes, a rerun with
-another model reuses the SCF parts, and one with another dipole route recomputes only the dipoles.
+fd_model_<hash>_<forces>.npz (route anderson: anderson<steps>), fd_model_<hash>_dipole_<route>.npz):
+a rerun resumes, a rerun with another model reuses the SCF parts, and one with another dipole route
+recomputes only the dipoles.
 Output: OUT/harmonic.md (table + summary) and OUT/harmonic.csv.
 """
 
@@ -279,7 +280,8 @@ def main() -> int:
 
     dipole_route = args.dipole if args.dipole != "anderson" or args.anderson_steps == 1 else \
         f"anderson{args.anderson_steps}"  # result files of one Anderson step keep their earlier name
-    progress = Progress(out, model.metadata()["coefficients_sha256"][:12], args.forces, dipole_route, nmode, natm)
+    force_route = args.forces if args.forces != "anderson" else f"anderson{args.anderson_steps}"  # steps matter
+    progress = Progress(out, model.metadata()["coefficients_sha256"][:12], force_route, dipole_route, nmode, natm)
     engine = make_engine("jlcdm", args.model, fallback_residual=None, forces=args.forces, dipole=args.dipole,
                          anderson_steps=args.anderson_steps)
     dipole_engine = make_engine("jlcdm", args.model, fallback_residual=None, dipole=args.dipole,
