@@ -104,14 +104,6 @@ class AndersonMixture:
     fock: MixtureFock | None = None
 
 
-def anderson_dipole(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np.ndarray, dm_out: np.ndarray,
-                    rho_out: np.ndarray, occupations: Callable, comm, steps: int = 1) -> tuple[np.ndarray, float]:
-    """Dipole (3,) e*bohr after ``steps`` Anderson steps from the one-shot step (``anderson_steps``),
-    and theta (the weight of the last output; for one step the theta of the module docstring)."""
-    mixture = anderson_steps(mol, xc_terms, fit, hcore, overlap, dm_out, rho_out, occupations, comm, steps)
-    return dipole_of(mol, mixture.dm), mixture.theta
-
-
 def anderson_steps(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np.ndarray, dm_out: np.ndarray,
                    rho_out: np.ndarray, occupations: Callable, comm, steps: int = 1,
                    orbitals: bool = False) -> AndersonMixture:
