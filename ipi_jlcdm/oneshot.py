@@ -175,23 +175,24 @@ class OneShotEngine:
         if self.fallback_residual is not None and residual > self.fallback_residual:
             return self._scf_fallback(mol, grids, dm_out, residual, scale, timer)
         dipole, theta = dipole_one_shot, 0.0
-        anderson_forces = self.compute_forces and self.forces == "anderson"
-        if self.dipole == "anderson" or anderson_forces:
+        route_c = self.forces == "anderson"  # its energy too, with or without forces
+        if self.dipole == "anderson" or route_c:
             mixture = anderson_steps(
                 mol, lambda rho, *extra: _xc_terms(mol, self.level.xc, coords, weights, rho, comm, *extra), coulomb,
                 hcore, overlap, dm_out, rho_out, lambda e: self._occupations(e, n_elec)[0], comm, self.anderson_steps,
-                orbitals=anderson_forces)
+                orbitals=route_c)
             if self.dipole == "anderson":
                 dipole, theta = dipole_of(mol, mixture.dm), mixture.theta
             timer.lap("anderson_dipole")
+        if route_c:  # E_HF with the Anderson mixture as input density (no offset)
+            mix = mixture.fock
+            energy = (float(mix.mo_occ @ mix.mo_energy) - mix.e_hartree + mix.e_xc - mix.v_rho + mol.energy_nuc()
+                      - self._occupations(mix.mo_energy, n_elec)[1])
 
         forces = np.zeros((mol.natm, 3))
         if consistent:  # no net force: see hf_forces.remove_net_force
             forces = remove_net_force(-hf_gradient)
-        elif anderson_forces:  # route (c): E_HF[rho_mix], route (a)'s formula on the mixture's orbitals
-            mix = mixture.fock
-            energy = (float(mix.mo_occ @ mix.mo_energy) - mix.e_hartree + mix.e_xc - mix.v_rho + mol.energy_nuc()
-                      - self._occupations(mix.mo_energy, n_elec)[1])
+        elif route_c and self.compute_forces:  # route (a)'s formula on the mixture's orbitals
             xc_gradient = _xc_gradient(mol, self.level.xc, coords, weights,
                                        (mix.mo_coeff * mix.mo_occ) @ mix.mo_coeff.T)[0]
             forces = self._forces(mol, grids, coords, weights, mix.mo_energy, mix.mo_coeff, mix.mo_occ, energy,

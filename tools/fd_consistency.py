@@ -1,7 +1,8 @@
 """Are an engine's forces the derivative of the energy it returns, as an NVE run sees it?
 
     python tools/fd_consistency.py GEOMETRY [--frame K] [--model uracil] [--forces harris-foulkes]
-                                   [--step-bohr 2e-3] [--directions 2] [--seed 7] [--no-scf]
+                                   [--anderson-steps 3] [--step-bohr 2e-3] [--directions 2] [--seed 7]
+                                   [--no-scf]
 
 At one geometry (XYZ in angstrom, i-PI trajectory or rMD17 npz; frame K), for random unit
 directions d (3N components, no net translation) the directional derivative -dE/ds of the engine
@@ -19,6 +20,7 @@ import time
 
 import numpy as np
 
+from ipi_jlcdm.anderson_dipole import DEFAULT_ANDERSON_STEPS
 from ipi_jlcdm.geometry_io import read_frames
 from ipi_jlcdm.level import FrozenGridLevel
 from ipi_jlcdm.model import JLCDModel
@@ -48,6 +50,9 @@ def main() -> None:
     p.add_argument("--frame", type=int, default=0)
     p.add_argument("--model", default="uracil", help="packaged model name or .npz (default uracil)")
     p.add_argument("--forces", default="harris-foulkes", choices=FORCE_ROUTES)
+    p.add_argument("--anderson-steps", type=int, default=DEFAULT_ANDERSON_STEPS,
+                   help=f"Anderson steps of the engine (route anderson: its forces and energy; default "
+                   f"{DEFAULT_ANDERSON_STEPS})")
     p.add_argument("--step-bohr", type=float, default=2e-3, help="finite-difference step h (default 2e-3 bohr)")
     p.add_argument("--directions", type=int, default=2)
     p.add_argument("--seed", type=int, default=7)
@@ -61,8 +66,9 @@ def main() -> None:
     print(f"{args.geometry} frame {args.frame}: {len(z)} atoms, h = {args.step_bohr:g} bohr; Ha/bohr")
     frozen = FrozenGridLevel(model.level, model.level.make_grids(model.level.make_mol(z, xyz)))
     cases = [("one-shot, moving grid", model.level), ("one-shot, frozen grid", frozen)]
-    engines = [(name, OneShotEngine(model, level, forces=args.forces),
-                OneShotEngine(model, level, compute_forces=False)) for name, level in cases]
+    engines = [(name, OneShotEngine(model, level, forces=args.forces, anderson_steps=args.anderson_steps),
+                OneShotEngine(model, level, forces=args.forces, anderson_steps=args.anderson_steps,
+                              compute_forces=False)) for name, level in cases]
     if not args.no_scf:
         engines.append(("SCF, moving grid", SCFEngine(model.level), SCFEngine(model.level)))
     for trial in range(args.directions):
