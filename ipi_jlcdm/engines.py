@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .anderson_dipole import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
+from .anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
 from .geometry_io import read_frames
 from .level import LevelOfTheory
 from .model import JLCDModel

@@ -15,7 +15,7 @@ DESIGN section 5. Per geometry:
           of the Fock matrix of the Anderson mixture after ``anderson_steps`` steps (route c,
           ``forces='anderson'``, which serves E_HF of that mixture as energy, without the offset:
           both close to SCF, but the forces are not the exact derivative of the energy)
-  dipole: after Anderson steps in the Coulomb metric (default 3, ``anderson_dipole``) or from P_out
+  dipole: after Anderson steps in the Coulomb metric (default 3, ``anderson``) or from P_out
           (``dipole='one-shot'``, the paper's; always in info['dipole_one_shot']); from rho_in as a
           cross-check; gap; residual |rho_out - rho_in|/N_e.
 
@@ -38,7 +38,7 @@ from pyscf.dft import numint
 from pyscf.dft.gen_grid import make_mask
 from pyscf.grad import rks as rks_grad
 
-from .anderson_dipole import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES, anderson_steps, dipole_of
+from .anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES, anderson_steps, dipole_of
 from .density import add_density_response, ao_blocks, density_on_points, grid_points, per_atom, sad_density_matrix
 from .hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
 from .level import LevelOfTheory
@@ -83,7 +83,7 @@ class OneShotEngine:
         mixture after ``anderson_steps`` steps, and the Harris-Foulkes energy of that mixture as input
         density; not its exact derivative). info['energy_one_shot']: E_HF[rho_in] minus the offset.
         ``dipole``: 'anderson' (``anderson_steps`` Anderson steps in the Coulomb metric from the
-        one-shot step, one more Fock build each: ``anderson_dipole``) or 'one-shot' (P_out's)."""
+        one-shot step, one more Fock build each: ``anderson``) or 'one-shot' (P_out's)."""
         if forces not in FORCE_ROUTES:
             raise ValueError(f"unknown forces {forces!r}; choose from {FORCE_ROUTES}")
         if dipole not in DIPOLE_ROUTES:
@@ -183,7 +183,7 @@ class OneShotEngine:
                 orbitals=route_c)
             if self.dipole == "anderson":
                 dipole, theta = dipole_of(mol, mixture.dm), mixture.theta
-            timer.lap("anderson_dipole")
+            timer.lap("anderson")
         if route_c:  # E_HF with the Anderson mixture as input density (no offset)
             mix = mixture.fock
             energy = (float(mix.mo_occ @ mix.mo_energy) - mix.e_hartree + mix.e_xc - mix.v_rho + mol.energy_nuc()

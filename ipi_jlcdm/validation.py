@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .anderson_dipole import DEFAULT_ANDERSON_STEPS
+from .anderson import DEFAULT_ANDERSON_STEPS
 from .dataset import ReferenceData
 from .model import JLCDModel
 from .oneshot import OneShotEngine

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from ipi_jlcdm.anderson_dipole import DEFAULT_ANDERSON_STEPS
+from ipi_jlcdm.anderson import DEFAULT_ANDERSON_STEPS
 from ipi_jlcdm.geometry_io import read_frames
 from ipi_jlcdm.level import FrozenGridLevel
 from ipi_jlcdm.model import JLCDModel

@@ -29,7 +29,7 @@ import scipy.optimize
 from pyscf.data import elements, nist
 from pyscf.hessian import thermo
 
-from ipi_jlcdm.anderson_dipole import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
+from ipi_jlcdm.anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
 from ipi_jlcdm.engines import make_engine
 from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
 from ipi_jlcdm.model import JLCDModel

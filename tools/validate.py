@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ipi_jlcdm.anderson_dipole import DEFAULT_ANDERSON_STEPS
+from ipi_jlcdm.anderson import DEFAULT_ANDERSON_STEPS
 from ipi_jlcdm.dataset import ReferenceData
 from ipi_jlcdm.geometry_io import parse_frame_selection
 from ipi_jlcdm.model import JLCDModel

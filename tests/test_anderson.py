@@ -1,9 +1,9 @@
-"""The Anderson-step dipole (ipi_jlcdm/anderson_dipole.py) against full SCF dipoles."""
+"""Anderson steps (ipi_jlcdm/anderson.py): dipoles, route (c) forces and energies against full SCF."""
 
 import numpy as np
 import scipy.linalg
 
-from ipi_jlcdm.anderson_dipole import anderson_theta
+from ipi_jlcdm.anderson import anderson_theta
 from ipi_jlcdm.model import JLCDModel
 from ipi_jlcdm.oneshot import OneShotEngine
 from ipi_jlcdm.scf_engine import SCFEngine

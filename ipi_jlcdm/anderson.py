@@ -1,4 +1,4 @@
-"""The dipole after Anderson steps in the Coulomb metric (``--dipole anderson``).
+"""Anderson steps from the one-shot step (``--dipole anderson`` and ``--forces anderson``).
 
 The one-shot map rho_in -> rho_out = rho[P_out] over-responds along the polarization (charge
 sloshing) modes: measured on 300 K uracil frames with the shipped model, plain iteration
