@@ -1,7 +1,7 @@
 """Time one MD step of each engine on the same geometries, side by side, and print the ratios.
 
     python tools/bench_step.py [--model uracil] [--xyz inputs/uracil/uracil.xyz] [--steps 3] [--grid-level N]
-                               [--forces orbital|harris-foulkes] [--replicas N]
+                               [--forces orbital|harris-foulkes|anderson] [--anderson-steps 3] [--replicas N]
 
 ``--replicas N`` times a larger system: N copies of the molecule, each shifted by 7 angstrom along
 a diagonal (a timing test of cost against size; the model only needs the right species).
@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ipi_jlcdm.anderson import DEFAULT_ANDERSON_STEPS
 from ipi_jlcdm.geometry_io import Frame, read_frames
 from ipi_jlcdm.model import JLCDModel
 from ipi_jlcdm.oneshot import FORCE_ROUTES, OneShotEngine
@@ -38,6 +39,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--grid-level", type=int, default=None)
     parser.add_argument("--forces", choices=FORCE_ROUTES, default="orbital", help="one-shot force route")
+    parser.add_argument("--anderson-steps", type=int, default=DEFAULT_ANDERSON_STEPS,
+                        help=f"Anderson steps of the dipole and route anderson (default {DEFAULT_ANDERSON_STEPS})")
     parser.add_argument("--replicas", type=int, default=1, help="copies of the molecule (timing of larger systems)")
     args = parser.parse_args()
     model = JLCDModel.load(args.model)
@@ -52,7 +55,7 @@ def main() -> None:
     geometries = [frame.coords_bohr + 0.005 * k * direction for k in range(args.steps + 1)]
     z = frame.atomic_numbers
 
-    one_shot = OneShotEngine(model, level, forces=args.forces)
+    one_shot = OneShotEngine(model, level, forces=args.forces, anderson_steps=args.anderson_steps)
     one_shot.compute(z, geometries[0])  # warm-up (SAD cache, imports)
     times, stages = [], {}
     for xyz in geometries[1:]:
@@ -88,7 +91,7 @@ def main() -> None:
     t_grad = time.perf_counter() - t0
 
     print(f"molecule: {len(z)} atoms ({args.replicas} copies), forces {args.forces}, "
-          f"grid level {level.grid_level}, {one_shot.last['mol'].nao} AOs, "
+          f"{args.anderson_steps} Anderson steps, grid level {level.grid_level}, {one_shot.last['mol'].nao} AOs, "
           f"{n_grid} grid points")
     print("one-shot stages (s/step): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
     print(f"one-shot step           {t_oneshot:8.2f} s")
