@@ -63,9 +63,9 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forces", choices=FORCE_ROUTES, default="orbital",
                    help="jlcdm force route: 'orbital' (default; PySCF's analytic gradient on the one-shot orbitals), "
                    "'harris-foulkes' (the exact derivative of the one-shot energy: energy-conserving MD, "
-                   "~2x the step time) or 'anderson' (PySCF's gradient on the orbitals of the Anderson mixture "
-                   "after --anderson-steps steps: closest to SCF forces, not the derivative of the served energy); "
-                   "see docs/VALIDATION.md")
+                   "~2x the step time) or 'anderson' (the Harris-Foulkes energy of the Anderson mixture after "
+                   "--anderson-steps steps and PySCF's gradient on its orbitals: closest to SCF, but with 3 steps "
+                   "not energy-conserving; for single points and harmonic analysis); see docs/VALIDATION.md")
     p.add_argument("--dipole", choices=DIPOLE_ROUTES, default="anderson",
                    help="jlcdm dipole: 'anderson' (default; Anderson steps in the Coulomb metric from the "
                    "one-shot step, one Fock build each; energy and forces unchanged) or 'one-shot' (from the "
