@@ -126,7 +126,8 @@ def anderson_steps(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np.
     def diagonalize_mixture(step: int):
         """Fock matrix of the current mixture (its J from (Q|mixture), its V_xc on the grid; the
         newest output's density joins ``rhos`` from the same AO pass): rhs (Q|mixture), its XC
-        terms and the eigenpairs."""
+        terms and the eigenpairs. Reads ``coefficients``, ``outputs``, ``rhos`` and ``dms`` as the
+        loop below has last set them (a closure, not a snapshot)."""
         if step == 0:
             rhs_in = outputs[0]
             xc = xc_terms(rho_out)[0]
