@@ -36,3 +36,30 @@ def water_frames(n: int, seed: int = 0, amplitude: float = 0.08):
     """n randomly distorted water geometries (bohr)."""
     rng = np.random.default_rng(seed)
     return [WATER + rng.normal(scale=amplitude, size=WATER.shape) for _ in range(n)]
+
+
+def central_difference_gradient(function, xyz: np.ndarray, step: float) -> np.ndarray:
+    """d function / d xyz (natm, 3) by central differences of a scalar function of coordinates (bohr)."""
+    gradient = np.zeros_like(xyz)
+    for atom in range(len(xyz)):
+        for x in range(3):
+            shift = np.zeros_like(xyz)
+            shift[atom, x] = step
+            gradient[atom, x] = (function(xyz + shift) - function(xyz - shift)) / (2 * step)
+    return gradient
+
+
+def assert_forces_are_energy_derivative(energy_engine, forces: np.ndarray, atomic_numbers, xyz: np.ndarray,
+                                        step: float, tolerance: float, seed: int = 7, n_directions: int = 2) -> None:
+    """Directional derivatives of ``energy_engine``'s energy (central differences over ``step`` bohr)
+    along random unit displacements without net translation (so a removed net force drops out)
+    equal -forces . direction to ``tolerance`` (Ha/bohr)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_directions):
+        direction = rng.normal(size=xyz.shape)
+        direction -= direction.mean(axis=0)
+        direction /= np.linalg.norm(direction)
+        fd = (energy_engine.compute(atomic_numbers, xyz + step * direction).energy
+              - energy_engine.compute(atomic_numbers, xyz - step * direction).energy) / (2 * step)
+        print("directional derivative: finite differences", fd, "forces", -np.sum(forces * direction))
+        assert abs(fd + np.sum(forces * direction)) < tolerance

@@ -9,19 +9,8 @@ from ipi_jlcdm.level import FrozenGridLevel
 from ipi_jlcdm.model import JLCDModel
 from ipi_jlcdm.oneshot import OneShotEngine
 
-from .conftest import water_frames
+from .conftest import central_difference_gradient, water_frames
 from .ipi_helpers import WATER_MODEL
-
-
-def energy_gradient_fd(engine, z, xyz, step=1e-3):
-    """-dE/dR by central differences (natm, 3)."""
-    forces = np.zeros_like(xyz)
-    for a in range(len(z)):
-        for x in range(3):
-            shift = np.zeros_like(xyz)
-            shift[a, x] = step
-            forces[a, x] = -(engine.compute(z, xyz + shift).energy - engine.compute(z, xyz - shift).energy) / (2 * step)
-    return forces
 
 
 def test_consistent_forces_are_the_derivative_of_the_harris_foulkes_energy():
@@ -30,7 +19,8 @@ def test_consistent_forces_are_the_derivative_of_the_harris_foulkes_energy():
     level = FrozenGridLevel(model.level, model.level.make_grids(model.level.make_mol(z, xyz)))
     consistent = OneShotEngine(model, level, forces="harris-foulkes").compute(z, xyz)
     orbital = OneShotEngine(model, level).compute(z, xyz)
-    reference = energy_gradient_fd(OneShotEngine(model, level, compute_forces=False), z, xyz)
+    energy = OneShotEngine(model, level, compute_forces=False)
+    reference = -central_difference_gradient(lambda coords: energy.compute(z, coords).energy, xyz, 1e-3)
     reference -= reference.mean(axis=0)  # the engine removes the (quadrature) net force
     assert consistent.residual > 0.005  # a density far enough from self-consistency to tell the routes apart
     error_consistent = np.abs(consistent.forces - reference).max()
@@ -53,12 +43,7 @@ def test_model_vector_jacobian_product_matches_finite_differences():
         return potential[0] @ rho + np.einsum("xg,gx->", potential[1:4], grad)
 
     analytic = model.deformation_density_vjp(points, z, xyz, potential)
-    step, fd = 1e-4, np.zeros_like(xyz)
-    for a in range(3):
-        for x in range(3):
-            shift = np.zeros_like(xyz)
-            shift[a, x] = step
-            fd[a, x] = (contracted(xyz + shift) - contracted(xyz - shift)) / (2 * step)
+    fd = central_difference_gradient(contracted, xyz, 1e-4)
     np.testing.assert_allclose(analytic, fd, rtol=1e-6, atol=1e-6 * np.abs(fd).max())
     # one pass: the value channel from the model pass's own atom derivatives, one-sided differences
     # (error O(h): 1.5e-5 relative here, with O(1) random weights on the gradient channels; 1.5e-8

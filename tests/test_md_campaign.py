@@ -161,3 +161,38 @@ def test_a_run_from_another_campaigns_checkpoint_rethermalizes_only_when_asked(t
         campaign.run_segment(args, seg.parent, seg, 0, tmp_path, "addr", ["driver"], True)
         assert stages == expected
         assert (seg / "start.chk").read_text() == "<simulation/>"
+
+
+def write_nve_segment(seg: Path, n_steps: int, wavenumber_cm1: float) -> None:
+    """An NVE segment's properties, reliability and dipole files as i-PI writes them, with a dipole
+    oscillating at one known frequency (0.5 fs steps)."""
+    seg.mkdir(parents=True)
+    steps = np.arange(n_steps)
+    time_ps = steps * campaign.TIMESTEP_FS * 1e-3
+    ones = np.ones(n_steps)
+    np.savetxt(seg / "nve.out", np.column_stack([steps, time_ps, -11266.0 * ones, 300 * ones, 0.4 * ones,
+                                                 -11266.4 * ones]), header="column 1 --> step")
+    phase = 2 * np.pi * wavenumber_cm1 * 2.99792458e10 * time_ps * 1e-12
+    rel, dip = [], []
+    for step, angle in zip(steps, phase, strict=True):
+        rel += [f" #EXTRAS(gap,residual,dipole_change,fallback)# Step: {step:10d} ", "  0.13 0.004 0.001 0"]
+        dip += [f" #EXTRAS(dipole)# Step: {step:10d} ", f"  {0.7 + 0.01 * np.cos(angle):.10e} -1.5 0.1"]
+    (seg / "nve.rel_0").write_text("\n".join(rel) + "\n")
+    (seg / "nve.dip_0").write_text("\n".join(dip) + "\n")
+
+
+def test_the_report_leaves_segments_shorter_than_the_maximum_lag_out_of_the_spectrum(tmp_path):
+    """Two segments: 700 steps with a dipole at 1700 cm^-1 and 41 steps (shorter than the 250 fs
+    maximum lag). The report names the short one as left out and the spectrum of the long one peaks
+    at the dipole's frequency (resolution ~130 cm^-1 at a 250 fs lag)."""
+    from argparse import Namespace
+
+    write_nve_segment(tmp_path / "seg0", 700, 1700.0)
+    write_nve_segment(tmp_path / "seg1", 41, 1700.0)
+    campaign.report(Namespace(run_dir=str(tmp_path), temperature=300.0, max_lag_fs=250.0, compare=None))
+    text = (tmp_path / "report.txt").read_text()
+    assert "NVE total: 741 steps" in text
+    assert "left out of the IR spectrum (fewer than 502 NVE steps, the 250 fs maximum lag): seg1" in text
+    spectrum = np.loadtxt(tmp_path / "ir_300K.csv", delimiter=",", comments="#")
+    above = spectrum[spectrum[:, 0] > 200]
+    assert abs(above[np.argmax(above[:, 1]), 0] - 1700.0) < 30.0

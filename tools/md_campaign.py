@@ -247,17 +247,21 @@ def read_reliability(path: Path) -> np.ndarray:
 def report(args) -> None:
     run_dir = Path(args.run_dir)
     segments = sorted(p for p in run_dir.glob("seg*") if (p / "nve.out").is_file())
-    lines, dip_files = [], []
+    lines, dip_files, left_out = [], [], []
+    min_ir_steps = int(np.ceil(args.max_lag_fs / TIMESTEP_FS)) + 2  # a block must outlast the maximum lag
     all_changes, fallbacks, residuals, gaps, n_steps = [], 0, [], [], 0
     for seg in segments:
         rel = read_reliability(seg / "nve.rel_0") if (seg / "nve.rel_0").is_file() else np.zeros((0, 4))
         props = read_properties(seg / "nve.out")
-        dip_files.append(str(seg / "nve.dip_0"))
         all_changes.extend(rel[1:, 2] * DEBYE_PER_AU)  # the first step's change is from the NVT's last step
         fallbacks += int(rel[:, 3].sum())
         residuals += list(rel[:, 1])
         gaps += list(rel[:, 0])
         n_steps += len(props)
+        if len(props) >= min_ir_steps:
+            dip_files.append(str(seg / "nve.dip_0"))
+        else:
+            left_out.append(seg.name)
         c = conservation(props)
         lines.append(f"{seg.name}: {len(props)} NVE steps ({len(props) * TIMESTEP_FS / 1000:.3f} ps), "
                      f"mean T {props[:, 3].mean():.0f} K, conserved energy: change {c['change_meV']:+.1f} meV, "
@@ -271,6 +275,9 @@ def report(args) -> None:
     if residuals:
         summary.append(f"residual |rho_out - rho_in|/N_e: {100 * min(residuals):.2f}-{100 * max(residuals):.2f} %; "
                        f"gap {min(gaps) * 27.211386:.2f}-{max(gaps) * 27.211386:.2f} eV")
+    if left_out:
+        summary.append(f"left out of the IR spectrum (fewer than {min_ir_steps} NVE steps, the "
+                       f"{args.max_lag_fs:g} fs maximum lag): {', '.join(left_out)}")
     text = "\n".join(lines + summary)
     print(text)
     (run_dir / "report.txt").write_text(text + "\n")
