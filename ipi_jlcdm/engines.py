@@ -64,8 +64,9 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="jlcdm force route: 'orbital' (default; PySCF's analytic gradient on the one-shot orbitals), "
                    "'harris-foulkes' (the exact derivative of the one-shot energy: energy-conserving MD, "
                    "~2x the step time) or 'anderson' (the Harris-Foulkes energy of the Anderson mixture after "
-                   "--anderson-steps steps and PySCF's gradient on its orbitals: closest to SCF, but with 3 steps "
-                   "not energy-conserving; for single points and harmonic analysis); see docs/VALIDATION.md")
+                   "--anderson-steps steps and PySCF's gradient on its orbitals: closest to SCF; with 3 steps not "
+                   "energy-conserving (single points, harmonic analysis), with 6 as conserving as 'harris-foulkes' "
+                   "at ~0.7 of its step time); see docs/VALIDATION.md")
     p.add_argument("--dipole", choices=DIPOLE_ROUTES, default="anderson",
                    help="jlcdm dipole: 'anderson' (default; Anderson steps in the Coulomb metric from the "
                    "one-shot step, one Fock build each; energy and forces unchanged) or 'one-shot' (from the "

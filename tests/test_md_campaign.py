@@ -189,7 +189,8 @@ def test_the_report_leaves_segments_shorter_than_the_maximum_lag_out_of_the_spec
 
     write_nve_segment(tmp_path / "seg0", 700, 1700.0)
     write_nve_segment(tmp_path / "seg1", 41, 1700.0)
-    campaign.report(Namespace(run_dir=str(tmp_path), temperature=300.0, max_lag_fs=250.0, compare=None))
+    campaign.report(Namespace(run_dir=str(tmp_path), temperature=300.0, max_lag_fs=250.0, compare=None,
+                              first_steps=None))
     text = (tmp_path / "report.txt").read_text()
     assert "NVE total: 741 steps" in text
     assert "left out of the IR spectrum (fewer than 502 NVE steps, the 250 fs maximum lag): seg1" in text

@@ -10,6 +10,7 @@ re-thermalized by a short NVT from the end of the previous one (inputs/uracil/RE
                                 --first-nvt-steps 20 --branch --segment 0   # a new model, re-thermalized
     python tools/md_campaign.py RUN_DIR --report      # summary + IR spectrum of the finished segments
     python tools/md_campaign.py RUN_300K --report --compare RUN_100K   # and the 100 K spectrum in its plot
+    python tools/md_campaign.py RUN_DIR --report --first-steps 141   # energy statistics over equal windows
 
 Chained (default): segment K starts from the end of segment K-1, so the segments run one after
 another. Branched (``--branch``): segment K >= 1 starts from the end of segment 0's NVT stage with
@@ -253,6 +254,8 @@ def report(args) -> None:
     for seg in segments:
         rel = read_reliability(seg / "nve.rel_0") if (seg / "nve.rel_0").is_file() else np.zeros((0, 4))
         props = read_properties(seg / "nve.out")
+        if args.first_steps is not None:  # equal windows of runs from the same state
+            props = props[:args.first_steps]
         all_changes.extend(rel[1:, 2] * DEBYE_PER_AU)  # the first step's change is from the NVT's last step
         fallbacks += int(rel[:, 3].sum())
         residuals += list(rel[:, 1])
@@ -323,6 +326,9 @@ def main() -> int:
                         "stage finished)")
     p.add_argument("--max-lag-fs", type=float, default=250.0, help="IR: maximum correlation lag (fs)")
     p.add_argument("--report", action="store_true", help="only summarize finished segments and compute the IR")
+    p.add_argument("--first-steps", type=int, default=None, metavar="N",
+                   help="report: conserved-energy statistics over the first N NVE steps of each segment only "
+                        "(compare runs from the same state over the same window); the IR uses every step")
     p.add_argument("--compare", nargs="+", default=None, metavar="RUN_DIR",
                    help="report: draw the IR spectra of these (reported) campaigns in the same plot, e.g. 100 K")
     args = p.parse_args()

@@ -25,7 +25,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--grid-level", type=int, default=None, help="PySCF grids.level (default: the model's)")
     p.add_argument("--forces", choices=FORCE_ROUTES, default="orbital",
                    help="jlcdm force route (default orbital; harris-foulkes: energy-conserving, slower; "
-                   "anderson: closest to SCF, not energy-conserving with 3 steps)")
+                   "anderson: closest to SCF, energy-conserving with --anderson-steps 6, not with 3)")
     p.set_defaults(func=run)
 
 
