@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .ipi_run import configure_input, driver_command, run_ipi_with_driver
 from .ir import compute_ir_spectrum, log_summary, plot_spectrum, read_dipole_file, write_csv, write_peaks
+from .md_properties import conservation, read_properties
+from .oneshot import DEFAULT_FORCE_ROUTE
 
 TIMESTEP_FS = 0.5  # as in inputs/uracil/nve.xml
 
@@ -23,7 +25,7 @@ def packaged_inputs(name: str = "uracil") -> Path:
 
 def run_demo(output_dir: Path, nvt_steps: int, nve_steps: int, engine: str = "jlcdm", model: str = "uracil",
              grid_level: int | None = None, log=sys.stderr, timeout_s: float = 24 * 3600.0,
-             forces: str = "orbital") -> dict[str, Path]:
+             forces: str = DEFAULT_FORCE_ROUTE) -> dict[str, Path]:
     """Run NVT then NVE (from the NVT checkpoint) and the IR spectrum; returns the output files."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -45,6 +47,11 @@ def run_demo(output_dir: Path, nvt_steps: int, nve_steps: int, engine: str = "jl
           file=log, flush=True)
     run_ipi_with_driver(output_dir, "nve.xml", address, cmd, timeout_s, tag="nve")
     print(f"demo: NVE done ({time.perf_counter() - t0:.0f} s); IR spectrum from nve.dip_0", file=log, flush=True)
+    props = read_properties(output_dir / "nve.out")
+    energy = conservation(props)
+    print(f"demo: NVE conserved quantity changed by {energy['change_meV']:+.2f} meV over {len(props) - 1} steps "
+          f"(peak to peak {energy['peak_to_peak_meV']:.2f} meV; potential energy range "
+          f"{energy['potential_range_meV']:.0f} meV)", file=log, flush=True)
     series = read_dipole_file(output_dir / "nve.dip_0")
     spectrum = compute_ir_spectrum([series], TIMESTEP_FS)
     prefix = output_dir / "uracil_ir"

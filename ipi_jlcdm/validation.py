@@ -11,7 +11,7 @@ import numpy as np
 from .anderson import DEFAULT_ANDERSON_STEPS
 from .dataset import ReferenceData
 from .model import JLCDModel
-from .oneshot import OneShotEngine
+from .oneshot import DEFAULT_FORCE_ROUTE, OneShotEngine
 from .training import density_error, frame_grid
 from .units import DEBYE_PER_AU, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
 
@@ -21,7 +21,7 @@ COLUMNS = ("source", "density_error_percent", "sad_error_percent", "energy_error
 
 
 def validate_model(model: JLCDModel, data: ReferenceData, frames: list[int], engine: bool = True,
-                   log=sys.stderr, forces: str = "orbital", anderson_steps: int = DEFAULT_ANDERSON_STEPS
+                   log=sys.stderr, forces: str = DEFAULT_FORCE_ROUTE, anderson_steps: int = DEFAULT_ANDERSON_STEPS
                    ) -> list[dict]:
     """One row per frame (COLUMNS): density errors on the full grid and, with ``engine``, the one-shot
     energy, force (route ``forces``, see OneShotEngine), dipole and gap errors against the stored SCF labels.

@@ -22,7 +22,7 @@ def test_scf_engine_reproduces_rmd17_frame(rmd17, uracil_scf):
 
 def test_oneshot_fed_exact_density_reproduces_scf(uracil_scf):
     frame, scf, mf = uracil_scf
-    engine = OneShotEngine(ExactDeformation(mf.mol, mf.make_rdm1()), LevelOfTheory(grid_level=3))
+    engine = OneShotEngine(ExactDeformation(mf.mol, mf.make_rdm1()), LevelOfTheory(grid_level=3), forces="orbital")
     one = engine.compute(frame.atomic_numbers, frame.coords_bohr)
     assert abs(one.energy - scf.energy) < 1e-5
     assert np.abs(one.forces - scf.forces).max() < 1e-4

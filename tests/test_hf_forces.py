@@ -18,7 +18,7 @@ def test_consistent_forces_are_the_derivative_of_the_harris_foulkes_energy():
     z, xyz = np.array([8, 1, 1]), water_frames(1, seed=3)[0]
     level = FrozenGridLevel(model.level, model.level.make_grids(model.level.make_mol(z, xyz)))
     consistent = OneShotEngine(model, level, forces="harris-foulkes").compute(z, xyz)
-    orbital = OneShotEngine(model, level).compute(z, xyz)
+    orbital = OneShotEngine(model, level, forces="orbital").compute(z, xyz)
     energy = OneShotEngine(model, level, compute_forces=False)
     reference = -central_difference_gradient(lambda coords: energy.compute(z, coords).energy, xyz, 1e-3)
     reference -= reference.mean(axis=0)  # the engine removes the (quadrature) net force

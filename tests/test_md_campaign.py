@@ -11,6 +11,7 @@ from ipi.utils.io.inputs import io_xml
 
 from ipi_jlcdm.demo import packaged_inputs
 from ipi_jlcdm.ipi_run import configure_input
+from ipi_jlcdm.md_properties import conservation, read_properties
 
 SPEC = importlib.util.spec_from_file_location("md_campaign", Path(__file__).parents[1] / "tools" / "md_campaign.py")
 campaign = importlib.util.module_from_spec(SPEC)
@@ -72,9 +73,9 @@ def test_conservation_counts_each_step_once_and_fits_the_drift(tmp_path):
     table = np.vstack([rows[:3], stale, rows[3:]])  # first run to step 4, continued from the step-2 checkpoint
     properties = tmp_path / "nve.out"
     np.savetxt(properties, table, header="column 1 --> step")
-    props = campaign.read_properties(properties)
+    props = read_properties(properties)
     np.testing.assert_array_equal(props[:, 0], steps)
-    c = campaign.conservation(props)
+    c = conservation(props)
     assert abs(c["change_meV"] - 2.0) < 1e-6  # 1 ps x 2 meV/ps; sin(2 pi 20) = 0
     # extremes at t = 0.9625 ps (2 t + 0.5 = 2.425) and t = 0.0375 ps (-0.425): 2.85 meV
     assert abs(c["peak_to_peak_meV"] - 2.85) < 1e-3

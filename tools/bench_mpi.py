@@ -1,6 +1,7 @@
 """Parallel efficiency of the MPI-distributed one-shot step.
 
     python tools/bench_mpi.py [--ranks 1 2] [--steps 3] [--model uracil] [--xyz inputs/uracil/uracil.xyz]
+                              [--forces orbital|harris-foulkes|anderson]
 
 For each rank count N it runs ``mpiexec -n N`` (OMP_NUM_THREADS=1 per rank) on the same geometries
 and reports, from rank 0, the grid part (SAD density, model, Coulomb right-hand side, XC; the parts
@@ -31,7 +32,7 @@ def worker(args) -> None:
 
     model = JLCDModel.load(args.model)
     frame = read_frames(args.xyz)[0]
-    engine = OneShotEngine(model, model.level)
+    engine = OneShotEngine(model, model.level, forces=args.forces)
     engine.compute(frame.atomic_numbers, frame.coords_bohr)  # warm-up
     step, grid = [], []
     for k in range(args.steps):
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--model", default="uracil")
     parser.add_argument("--xyz", default="inputs/uracil/uracil.xyz")
+    parser.add_argument("--forces", default="harris-foulkes", help="one-shot force route (default harris-foulkes)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -59,7 +61,7 @@ def main() -> None:
     results = {}
     for n in args.ranks:
         cmd = [mpiexec, "-n", str(n), sys.executable, __file__, "--worker", "--steps", str(args.steps),
-               "--model", args.model, "--xyz", args.xyz]
+               "--model", args.model, "--xyz", args.xyz, "--forces", args.forces]
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                              check=True)
         results[n] = json.loads(out.stdout.strip().splitlines()[-1])

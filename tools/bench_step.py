@@ -24,7 +24,7 @@ import numpy as np
 from ipi_jlcdm.anderson import DEFAULT_ANDERSON_STEPS
 from ipi_jlcdm.geometry_io import Frame, read_frames
 from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import FORCE_ROUTES, OneShotEngine
+from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES, OneShotEngine
 from ipi_jlcdm.scf_engine import SCFEngine
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM
 
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--xyz", default="inputs/uracil/uracil.xyz")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--grid-level", type=int, default=None)
-    parser.add_argument("--forces", choices=FORCE_ROUTES, default="orbital", help="one-shot force route")
+    parser.add_argument("--forces", choices=FORCE_ROUTES, default=DEFAULT_FORCE_ROUTE, help="one-shot force route")
     parser.add_argument("--anderson-steps", type=int, default=DEFAULT_ANDERSON_STEPS,
                         help=f"Anderson steps of the dipole and route anderson (default {DEFAULT_ANDERSON_STEPS})")
     parser.add_argument("--replicas", type=int, default=1, help="copies of the molecule (timing of larger systems)")

@@ -39,7 +39,8 @@ def main() -> int:
     distance[moved] = np.inf
     partner = int(np.argmin(distance))
     axis = (x0[moved] - x0[partner]) / distance[partner]
-    engines = {"a": OneShotEngine(model, model.level), "b": OneShotEngine(model, model.level, forces="harris-foulkes")}
+    engines = {route: OneShotEngine(model, model.level, forces=name)
+               for route, name in (("a", "orbital"), ("b", "harris-foulkes"))}
     scf = SCFEngine(model.level)
     print(f"atom {moved} (Z={z[moved]}) bonded to atom {partner} (Z={z[partner]}), "
           f"r0 = {distance[partner] / BOHR_PER_ANGSTROM:.3f} angstrom")

@@ -33,7 +33,7 @@ from ipi_jlcdm.anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
 from ipi_jlcdm.engines import make_engine
 from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
 from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import ENGINE_REVISION, FORCE_ROUTES
+from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE, ENGINE_REVISION, FORCE_ROUTES
 from ipi_jlcdm.scf_engine import SCFEngine, run_scf
 from ipi_jlcdm.units import ANGSTROM_PER_BOHR, DEBYE_PER_AU
 
@@ -230,7 +230,7 @@ def main() -> int:
     parser.add_argument("-o", "--output-dir", default="harmonic_out")
     parser.add_argument("--step-bohr", type=float, default=DEFAULT_STEP_BOHR,
                         help=f"largest atomic displacement of a finite-difference step (default {DEFAULT_STEP_BOHR})")
-    parser.add_argument("--forces", choices=FORCE_ROUTES, default="orbital", help="the model's force route")
+    parser.add_argument("--forces", choices=FORCE_ROUTES, default=DEFAULT_FORCE_ROUTE, help="the model's force route")
     parser.add_argument("--dipole", choices=DIPOLE_ROUTES, default="anderson", help="the model's dipole route")
     parser.add_argument("--anderson-steps", type=int, default=DEFAULT_ANDERSON_STEPS,
                         help=f"Fock builds of the 'anderson' dipole (default {DEFAULT_ANDERSON_STEPS})")

@@ -40,7 +40,9 @@ import numpy as np
 
 from ipi_jlcdm.demo import packaged_inputs
 from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
-from ipi_jlcdm.ir import last_of_repeated_steps, read_extras_table
+from ipi_jlcdm.ir import read_extras_table
+from ipi_jlcdm.md_properties import conservation, read_properties
+from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM, DEBYE_PER_AU
 
 TIMESTEP_FS = 0.5
@@ -220,26 +222,6 @@ def run_segment(args, run_dir: Path, seg: Path, k: int, inputs: Path, address: s
               address, driver, one_shot)
 
 
-def read_properties(path: Path) -> np.ndarray:
-    """Rows of an i-PI properties file (step, time/ps, conserved/eV, T/K, kinetic/eV, potential/eV),
-    one per step: a continued run writes the steps after its checkpoint again, the last copy counts."""
-    rows = np.loadtxt(path, ndmin=2)
-    keep = last_of_repeated_steps([int(s) for s in rows[:, 0]])[1]
-    return rows[keep]
-
-
-def conservation(props: np.ndarray) -> dict[str, float]:
-    """Conserved-energy statistics of an NVE stage (rows of ``read_properties``) in meV and meV/ps:
-    change from the first step to the last, peak to peak, and the slope of a straight-line fit
-    (the drift, less sensitive to where the run happens to end than the change)."""
-    time_ps, conserved_mev = props[:, 1], props[:, 2] * 1000.0
-    slope = float(np.polyfit(time_ps, conserved_mev, 1)[0]) if len(props) > 2 else 0.0
-    return {"change_meV": float(conserved_mev[-1] - conserved_mev[0]),
-            "peak_to_peak_meV": float(np.ptp(conserved_mev)),
-            "slope_meV_per_ps": slope,
-            "potential_range_meV": float(np.ptp(props[:, 5]) * 1000.0)}
-
-
 def read_reliability(path: Path) -> np.ndarray:
     """(nsteps, 4) rows of RELIABILITY_KEYS from an i-PI extras file (last values of repeated steps)."""
     return read_extras_table(path)[1].reshape(-1, len(RELIABILITY_KEYS))
@@ -308,7 +290,8 @@ def main() -> int:
                    help="segment 0 starts from this i-PI checkpoint (e.g. another campaign's seg0/nvt.chk): "
                         "NVE at once (the same initial state for another engine), or first --first-nvt-steps "
                         "of NVT if given (a state equilibrated with another model, re-thermalized)")
-    p.add_argument("--forces", default="orbital", help="force route of the driver (default orbital)")
+    p.add_argument("--forces", default=DEFAULT_FORCE_ROUTE,
+                   help=f"force route of the driver (default {DEFAULT_FORCE_ROUTE})")
     p.add_argument("--dipole", default="anderson", help="dipole route of the driver (default anderson)")
     p.add_argument("--anderson-steps", type=int, default=None,
                    help="Fock builds of the driver's 'anderson' dipole (default: the driver's default)")

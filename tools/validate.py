@@ -17,7 +17,7 @@ from ipi_jlcdm.anderson import DEFAULT_ANDERSON_STEPS
 from ipi_jlcdm.dataset import ReferenceData
 from ipi_jlcdm.geometry_io import parse_frame_selection
 from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import FORCE_ROUTES
+from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
 from ipi_jlcdm.validation import format_table, summarize, validate_model
 
 
@@ -29,9 +29,10 @@ def main() -> int:
     parser.add_argument("--density-only", action="store_true", help="skip the one-shot engine")
     parser.add_argument("--anderson-steps", type=int, default=DEFAULT_ANDERSON_STEPS,
                         help=f"Fock builds of the served 'anderson' dipole (default {DEFAULT_ANDERSON_STEPS})")
-    parser.add_argument("--forces", choices=FORCE_ROUTES, default="orbital",
-                        help="one-shot force route: orbital (PySCF gradient on the one-shot orbitals) or "
-                        "harris-foulkes (consistent derivative of the one-shot energy)")
+    parser.add_argument("--forces", choices=FORCE_ROUTES, default=DEFAULT_FORCE_ROUTE,
+                        help="one-shot force route: harris-foulkes (default; consistent derivative of the one-shot "
+                        "energy), orbital (PySCF gradient on the one-shot orbitals) or anderson (after the Anderson "
+                        "steps)")
     parser.add_argument("-o", "--output", default=None, help="also write the table to this file")
     args = parser.parse_args()
     model, data = JLCDModel.load(args.model), ReferenceData.load(args.data)

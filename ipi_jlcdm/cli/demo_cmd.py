@@ -9,7 +9,7 @@ from pathlib import Path
 from ..demo import run_demo
 from ..engines import ENGINES
 from ..ipi_run import RunFailed
-from ..oneshot import FORCE_ROUTES
+from ..oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
 
 
 def add_parser(sub, name: str) -> None:
@@ -23,8 +23,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--engine", choices=ENGINES, default="jlcdm", help="jlcdm (default) or scf (plain AIMD)")
     p.add_argument("--model", default="uracil", help="model (default: the shipped uracil model)")
     p.add_argument("--grid-level", type=int, default=None, help="PySCF grids.level (default: the model's)")
-    p.add_argument("--forces", choices=FORCE_ROUTES, default="orbital",
-                   help="jlcdm force route (default orbital; harris-foulkes: energy-conserving, slower; "
+    p.add_argument("--forces", choices=FORCE_ROUTES, default=DEFAULT_FORCE_ROUTE,
+                   help="jlcdm force route (default harris-foulkes: energy-conserving; orbital: 0.6x the step "
+                   "time, not energy-conserving; "
                    "anderson: closest to SCF, energy-conserving with --anderson-steps 6, not with 3)")
     p.set_defaults(func=run)
 
