@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
+
+#: Seconds a rank waits between its last message and MPI_Abort (see ``MPIComm.abort``).
+ABORT_GRACE_S = 1.0
 
 _LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS",
                        "HYDRA_CONTROL_FD")
@@ -55,7 +59,11 @@ class MPIComm:
         return self.comm.bcast(obj, root=root)
 
     def abort(self, code: int = 1) -> None:
+        """MPI_Abort after a pause of ABORT_GRACE_S: the launcher tears the job down at once and may drop
+        output of this rank it has not forwarded yet, such as the message that says why (seen under load)."""
+        sys.stdout.flush()
         sys.stderr.flush()
+        time.sleep(ABORT_GRACE_S)
         self.comm.Abort(code)
 
 
