@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
+
 GRID_STAGES = ("rho_sad", "model", "coulomb", "xc")
 
 
@@ -51,7 +53,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--model", default="uracil")
     parser.add_argument("--xyz", default="inputs/uracil/uracil.xyz")
-    parser.add_argument("--forces", default="harris-foulkes", help="one-shot force route (default harris-foulkes)")
+    parser.add_argument("--forces", choices=FORCE_ROUTES, default=DEFAULT_FORCE_ROUTE,
+                        help=f"one-shot force route (default {DEFAULT_FORCE_ROUTE})")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -38,14 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ipi_jlcdm.demo import packaged_inputs
+from ipi_jlcdm.demo import TIMESTEP_FS, packaged_inputs
 from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
 from ipi_jlcdm.ir import read_extras_table
 from ipi_jlcdm.md_properties import conservation, read_properties
 from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM, DEBYE_PER_AU
 
-TIMESTEP_FS = 0.5
 #: The driver's per-step reliability extras, one line per step: gap (Ha), residual, |d mu| (e bohr), fallback.
 RELIABILITY_KEYS = ("gap", "residual", "dipole_change", "fallback")
 
