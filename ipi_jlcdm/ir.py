@@ -24,10 +24,8 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 
-from .units import CM1_PER_HARTREE
+from .units import BOLTZMANN_HARTREE_PER_K, CM1_PER_HARTREE, FS_PER_AU_TIME
 
-FS_PER_AU_TIME = 2.4188843265857e-2  # femtoseconds per atomic unit of time
-BOLTZMANN_HARTREE_PER_K = 3.166811563e-6
 QCF_CHOICES = ("harmonic", "standard", "schofield", "none")
 WINDOW_CHOICES = ("hann", "blackman", "gaussian", "none")
 _EXTRAS_HEADER = re.compile(r"#\s*EXTRAS.*?Step:\s*(\d+)")

@@ -42,11 +42,12 @@ from .anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES, anderson_steps, dip
 from .density import add_density_response, ao_blocks, density_on_points, grid_points, per_atom, sad_density_matrix
 from .hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
 from .level import LevelOfTheory
-from .occupations import BOLTZMANN_HARTREE_PER_K, aufbau, fermi_dirac
+from .occupations import aufbau, fermi_dirac
 from .parallel import partition_grid, world
 from .positivity import PositiveDensityMap
 from .results import EngineResult
 from .scf_engine import run_scf
+from .units import BOLTZMANN_HARTREE_PER_K
 
 #: The force routes: DESIGN section 5's (a) and (b), and (c) after the Anderson steps.
 FORCE_ROUTES = ("orbital", "harris-foulkes", "anderson")

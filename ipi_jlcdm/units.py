@@ -13,3 +13,6 @@ KCAL_PER_MOL_PER_HARTREE: float = nist.HARTREE2J * nist.AVOGADRO / 4184.0
 DEBYE_PER_AU: float = nist.AU2DEBYE  # dipole: e*bohr -> Debye
 CM1_PER_HARTREE: float = nist.HARTREE2WAVENUMBER  # 219474.63 cm^-1 per hartree (= per a.u. of angular frequency)
 EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR: float = EV_PER_HARTREE / ANGSTROM_PER_BOHR
+FS_PER_AU_TIME: float = nist.HBAR / nist.HARTREE2J * 1e15  # femtoseconds per atomic unit of time (hbar / E_h)
+BOLTZMANN_HARTREE_PER_K: float = nist.BOLTZMANN / nist.HARTREE2J  # k_B in hartree per kelvin
+ELECTRON_MASSES_PER_DALTON: float = nist.AMU2AU  # atomic mass unit in electron masses

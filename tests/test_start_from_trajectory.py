@@ -11,7 +11,7 @@ from ipi.utils.io.inputs import io_xml
 
 from ipi_jlcdm.demo import packaged_inputs
 from ipi_jlcdm.geometry_io import read_xyz
-from ipi_jlcdm.units import ANGSTROM_PER_BOHR
+from ipi_jlcdm.units import ANGSTROM_PER_BOHR, BOLTZMANN_HARTREE_PER_K, ELECTRON_MASSES_PER_DALTON, FS_PER_AU_TIME
 
 SPEC = importlib.util.spec_from_file_location(
     "start_from_trajectory", Path(__file__).parents[1] / "tools" / "start_from_trajectory.py")
@@ -42,8 +42,8 @@ def test_central_differences_recover_the_velocity_verlet_velocities(tmp_path):
         d = x - x0
         return -stiffness * d - 0.3 * d**3
 
-    dt = 0.5 / tool.FS_PER_AU_TIME
-    v1 = rng.normal(size=x0.shape) * np.sqrt(300.0 / tool.KELVIN_PER_HARTREE / masses[:, None])
+    dt = 0.5 / FS_PER_AU_TIME
+    v1 = rng.normal(size=x0.shape) * np.sqrt(300.0 * BOLTZMANN_HARTREE_PER_K / masses[:, None])
     backward = velocity_verlet(x0 + 0.05, -v1, force, masses, dt, 1)  # the step before, by reversibility
     forward = velocity_verlet(x0 + 0.05, v1, force, masses, dt, 1)
     path = tmp_path / "traj.xyz"
@@ -57,8 +57,8 @@ def test_central_differences_recover_the_velocity_verlet_velocities(tmp_path):
     # the temperature is the 3N kinetic temperature of those velocities (carbon masses: the file's symbols)
     carbon = np.full(len(masses), 6)
     t = tool.kinetic_temperature(carbon, recovered)
-    m_c = 12.011 * tool.ELECTRON_MASSES_PER_DALTON
-    assert abs(t - m_c * np.sum(recovered**2) / (3 * len(masses)) * tool.KELVIN_PER_HARTREE) < 1e-9 * t
+    m_c = 12.011 * ELECTRON_MASSES_PER_DALTON
+    assert abs(t - m_c * np.sum(recovered**2) / (3 * len(masses)) / BOLTZMANN_HARTREE_PER_K) < 1e-9 * t
 
 
 def test_first_and_last_frames_have_no_central_difference(tmp_path):

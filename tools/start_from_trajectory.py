@@ -28,14 +28,12 @@ import numpy as np
 from ipi_jlcdm.demo import packaged_inputs
 from ipi_jlcdm.geometry_io import Frame, read_xyz
 from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
-from ipi_jlcdm.units import ANGSTROM_PER_BOHR
-
-#: Atomic unit of time in femtoseconds (hbar / E_h).
-FS_PER_AU_TIME = 0.02418884326585747
-#: kelvin per hartree (E_h / k_B).
-KELVIN_PER_HARTREE = 315775.02480407
-#: Atomic mass unit in electron masses.
-ELECTRON_MASSES_PER_DALTON = 1822.888486209
+from ipi_jlcdm.units import (
+    ANGSTROM_PER_BOHR,
+    BOLTZMANN_HARTREE_PER_K,
+    ELECTRON_MASSES_PER_DALTON,
+    FS_PER_AU_TIME,
+)
 
 
 def central_velocities(frames: list[Frame], k: int, timestep_fs: float) -> np.ndarray:
@@ -53,7 +51,7 @@ def kinetic_temperature(atomic_numbers: np.ndarray, velocities: np.ndarray) -> f
 
     masses = np.array([elements.MASSES[int(z)] for z in atomic_numbers]) * ELECTRON_MASSES_PER_DALTON
     kinetic = 0.5 * float(np.sum(masses[:, None] * velocities**2))
-    return 2.0 * kinetic / (3 * len(atomic_numbers)) * KELVIN_PER_HARTREE
+    return 2.0 * kinetic / (3 * len(atomic_numbers)) / BOLTZMANN_HARTREE_PER_K
 
 
 def write_start_input(template: Path, xml: Path, xyz: Path, velocities: np.ndarray, address: str) -> None:
