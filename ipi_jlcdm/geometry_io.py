@@ -126,6 +126,11 @@ def format_extxyz_frame(atomic_numbers: np.ndarray, coords_bohr: np.ndarray, for
     return "\n".join(lines) + "\n"
 
 
+#: Comment line of an XYZ file that starts an i-PI run of a molecule: positions in angstrom and a box
+#: that i-PI ignores without periodic boundaries (pbc='false' in the shipped inputs).
+IPI_XYZ_COMMENT = "# CELL(abcABC): 20.0 20.0 20.0 90.0 90.0 90.0 Step: 0 Bead: 0 positions{angstrom} cell{angstrom}"
+
+
 def format_xyz_frame(atomic_numbers: np.ndarray, coords_bohr: np.ndarray, comment: str = "") -> str:
     """One plain XYZ frame with positions in angstrom (``read_xyz`` reads it back)."""
     lines = [str(len(atomic_numbers)), comment.replace("\n", " ")]

@@ -39,11 +39,12 @@ from pathlib import Path
 import numpy as np
 
 from ipi_jlcdm.demo import TIMESTEP_FS, packaged_inputs
+from ipi_jlcdm.geometry_io import IPI_XYZ_COMMENT, format_xyz_frame, symbol_to_z
 from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
 from ipi_jlcdm.ir import read_extras_table
 from ipi_jlcdm.md_properties import conservation, read_properties
 from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE
-from ipi_jlcdm.units import BOHR_PER_ANGSTROM, DEBYE_PER_AU
+from ipi_jlcdm.units import DEBYE_PER_AU
 
 #: The driver's per-step reliability extras, one line per step: gap (Ha), residual, |d mu| (e bohr), fallback.
 RELIABILITY_KEYS = ("gap", "residual", "dipole_change", "fallback")
@@ -117,11 +118,9 @@ def write_branch_start(checkpoint: Path, xyz: Path) -> None:
     """An XYZ file (angstrom, i-PI's comment line) with the positions of ``checkpoint``: a branched
     segment starts there with fresh thermal velocities."""
     names, coords = checkpoint_geometry(checkpoint)
-    lines = [str(len(names)), f"# CELL(abcABC): 20.0 20.0 20.0 90.0 90.0 90.0 Step: 0 Bead: 0 "
-             f"positions{{angstrom}} cell{{angstrom}} (from {checkpoint.parent.name}/{checkpoint.name})"]
-    lines += [f"{n:2s} {x:18.10f} {y:18.10f} {z:18.10f}" for n, (x, y, z) in zip(names, coords / BOHR_PER_ANGSTROM,
-                                                                             strict=True)]
-    xyz.write_text("\n".join(lines) + "\n")
+    atomic_numbers = np.array([symbol_to_z(name) for name in names])
+    comment = f"{IPI_XYZ_COMMENT} (from {checkpoint.parent.name}/{checkpoint.name})"
+    xyz.write_text(format_xyz_frame(atomic_numbers, coords, comment))
 
 
 def run_stage(seg: Path, stage: str, steps: int, template: Path, start: Path, temperature: float, seed: int,

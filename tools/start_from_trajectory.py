@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ipi_jlcdm.demo import packaged_inputs
-from ipi_jlcdm.geometry_io import Frame, read_xyz
+from ipi_jlcdm.geometry_io import IPI_XYZ_COMMENT, Frame, format_xyz_frame, read_xyz
 from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
 from ipi_jlcdm.units import (
     ANGSTROM_PER_BOHR,
@@ -86,12 +86,8 @@ def main() -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     xyz = out / "start.xyz"
-    lines = [str(len(z)), "# CELL(abcABC): 20.0 20.0 20.0 90.0 90.0 90.0 Step: 0 Bead: 0 positions{angstrom} "
-             f"cell{{angstrom}} (frame {args.frame} of {args.trajectory})"]
-    symbols = [line.split()[0] for line in Path(args.trajectory).read_text().splitlines()[2:2 + len(z)]]
-    lines += [f"{s:2s} {x:18.10f} {y:18.10f} {zz:18.10f}" for s, (x, y, zz) in
-              zip(symbols, frames[args.frame].coords_bohr * ANGSTROM_PER_BOHR, strict=True)]
-    xyz.write_text("\n".join(lines) + "\n")
+    comment = f"{IPI_XYZ_COMMENT} (frame {args.frame} of {args.trajectory})"
+    xyz.write_text(format_xyz_frame(z, frames[args.frame].coords_bohr, comment))
     print(f"frame {args.frame}: kinetic temperature {kinetic_temperature(z, velocities):.1f} K (3N degrees of freedom)")
 
     address = f"start_{os.getpid()}"
