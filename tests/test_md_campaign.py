@@ -190,10 +190,18 @@ def test_the_report_leaves_segments_shorter_than_the_maximum_lag_out_of_the_spec
 
     write_nve_segment(tmp_path / "seg0", 700, 1700.0)
     write_nve_segment(tmp_path / "seg1", 41, 1700.0)
+    (tmp_path / "seg1" / "nve0.driver.log").write_text(  # start-up, two steps, and a killed run's traceback
+        "connected\nstep 1 (bead 0): E = -414.0 Ha, gap = 0.1400 Ha, residual = 0.0045, 61.0 s\n"
+        "step 2 (bead 0): E = -414.1 Ha, gap = 0.1400 Ha, residual = 0.0045, 36.0 s\nKeyboardInterrupt\n")
+    (tmp_path / "seg1" / "nve1.driver.log").write_text(
+        "step 1 (bead 0): E = -414.2 Ha, gap = 0.1400 Ha, residual = 0.0500 (SCF fallback), 38.0 s\n")
     campaign.report(Namespace(run_dir=str(tmp_path), temperature=300.0, max_lag_fs=250.0, compare=None,
-                              first_steps=None))
+                              first_steps=None, nve_steps=1000))
     text = (tmp_path / "report.txt").read_text()
     assert "NVE total: 741 steps" in text
+    # median of 61, 36, 38 s; 959 steps to go at 38 s: 10.1 h
+    assert "38.0 s per step (median, driver logs), 959 steps to --nve-steps 1000: 10.1 h at that pace" in text
+    assert "seg0: 700 NVE steps" in text and "per step" not in text.split("seg0:")[1].split("\n")[0]
     assert "left out of the IR spectrum (fewer than 502 NVE steps, the 250 fs maximum lag): seg1" in text
     spectrum = np.loadtxt(tmp_path / "ir_300K.csv", delimiter=",", comments="#")
     above = spectrum[spectrum[:, 0] > 200]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import time
@@ -48,6 +49,8 @@ from ipi_jlcdm.units import DEBYE_PER_AU
 
 #: The driver's per-step reliability extras, one line per step: gap (Ha), residual, |d mu| (e bohr), fallback.
 RELIABILITY_KEYS = ("gap", "residual", "dipole_change", "fallback")
+#: A step line of the driver's log ("step 15 (bead 0): E = ... Ha, ..., 36.6 s"): its wall time (s).
+DRIVER_STEP_TIME = re.compile(r"^step \d+ \(bead \d+\): .*, ([0-9.]+) s$", re.MULTILINE)
 
 
 def log(msg: str) -> None:
@@ -220,6 +223,14 @@ def run_segment(args, run_dir: Path, seg: Path, k: int, inputs: Path, address: s
               address, driver, one_shot)
 
 
+def median_step_time(seg: Path, stage: str) -> float | None:
+    """Median wall time per step (s) in the driver logs of a stage (each run of it: nve0, nve1, ...),
+    None without any; the median leaves out each run's first step (start-up) and paused steps."""
+    times = [float(t) for log in sorted(seg.glob(f"{stage}*.driver.log"))
+             for t in DRIVER_STEP_TIME.findall(log.read_text(errors="replace"))]
+    return float(np.median(times)) if times else None
+
+
 def read_reliability(path: Path) -> np.ndarray:
     """(nsteps, 4) rows of RELIABILITY_KEYS from an i-PI extras file (last values of repeated steps)."""
     return read_extras_table(path)[1].reshape(-1, len(RELIABILITY_KEYS))
@@ -246,10 +257,17 @@ def report(args) -> None:
         else:
             left_out.append(seg.name)
         c = conservation(props)
-        lines.append(f"{seg.name}: {len(props)} NVE steps ({len(props) * TIMESTEP_FS / 1000:.3f} ps), "
-                     f"mean T {props[:, 3].mean():.0f} K, conserved energy: change {c['change_meV']:+.1f} meV, "
-                     f"peak to peak {c['peak_to_peak_meV']:.1f} meV (potential energy range "
-                     f"{c['potential_range_meV']:.0f} meV), fitted drift {c['slope_meV_per_ps']:+.1f} meV/ps")
+        line = (f"{seg.name}: {len(props)} NVE steps ({len(props) * TIMESTEP_FS / 1000:.3f} ps), "
+                f"mean T {props[:, 3].mean():.0f} K, conserved energy: change {c['change_meV']:+.1f} meV, "
+                f"peak to peak {c['peak_to_peak_meV']:.1f} meV (potential energy range "
+                f"{c['potential_range_meV']:.0f} meV), fitted drift {c['slope_meV_per_ps']:+.1f} meV/ps")
+        step_s = median_step_time(seg, "nve")
+        if step_s is not None:
+            line += f"; {step_s:.1f} s per step (median, driver logs)"
+            to_go = args.nve_steps - len(props) if args.first_steps is None else 0
+            if to_go > 0:
+                line += f", {to_go} steps to --nve-steps {args.nve_steps}: {to_go * step_s / 3600:.1f} h at that pace"
+        lines.append(line)
     summary = [f"NVE total: {n_steps} steps = {n_steps * TIMESTEP_FS / 1000:.3f} ps in {len(segments)} segments"]
     if all_changes:
         summary.append(f"largest per-step dipole change: {max(all_changes):.4f} D "
