@@ -22,8 +22,9 @@ Every i-PI run writes a checkpoint each step, so killing the campaign loses at m
 rerunning the same command continues from the last checkpoint (i-PI appends to the trajectories).
 Layout: RUN_DIR/segK/{nvt,nve}.{out,pos_0.xyz,dip_0,dip_one_shot_0,rel_0,chk}. The report gives, over
 all NVE steps, the largest per-step dipole change (D), the number of SCF fallbacks, the residual and
-gap ranges, the conserved-energy drift per segment, and the IR spectrum (``ipi-jlcdm ir`` on all
-nve.dip_0, the served dipole; and on nve.dip_one_shot_0, P_out's, for comparison).
+gap ranges; per segment the conserved-energy drift and the median step time (with the hours still
+to go to --nve-steps); and the IR spectrum (``ipi-jlcdm ir`` on all nve.dip_0, the served dipole;
+and on nve.dip_one_shot_0, P_out's, for comparison).
 """
 
 from __future__ import annotations
