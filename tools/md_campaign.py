@@ -226,7 +226,8 @@ def run_segment(args, run_dir: Path, seg: Path, k: int, inputs: Path, address: s
 
 def median_step_time(seg: Path, stage: str) -> float | None:
     """Median wall time per step (s) in the driver logs of a stage (each run of it: nve0, nve1, ...),
-    None without any; the median leaves out each run's first step (start-up) and paused steps."""
+    None without any; the median is insensitive to each run's slow first step (start-up) and to
+    steps that spanned a pause."""
     times = [float(t) for log in sorted(seg.glob(f"{stage}*.driver.log"))
              for t in DRIVER_STEP_TIME.findall(log.read_text(errors="replace"))]
     return float(np.median(times)) if times else None
