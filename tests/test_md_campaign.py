@@ -123,6 +123,26 @@ def test_a_branched_segment_starts_at_the_checkpoint_geometry(tmp_path):
     assert list(frame["atoms"].names) == ["O", "H", "H"]
 
 
+def test_a_plain_xyz_structure_starts_ipi_in_angstrom(tmp_path):
+    """--structure with an XYZ whose comment names no unit (angstrom for our readers, bohr for i-PI's):
+    the start file tells i-PI the unit, so i-PI reads the same geometry (in bohr)."""
+    from ipi.utils.io import read_file
+
+    from ipi_jlcdm.geometry_io import read_xyz
+    from ipi_jlcdm.units import BOHR_PER_ANGSTROM
+
+    plain = tmp_path / "sample.xyz"
+    plain.write_text("3\nharmonic sample 0 at 100 K, angstrom\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\n"
+                     "H 0.0 -0.7572 -0.4692\n3\nsecond frame\nO 0 0 0\nH 0 0 1\nH 0 1 0\n")
+    start = tmp_path / "start.xyz"
+    campaign.write_xyz_start(plain, start)
+    with open(start) as f:
+        frame = read_file("xyz", f)
+    expected = np.array([[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]]) * BOHR_PER_ANGSTROM
+    np.testing.assert_allclose(frame["atoms"].q, expected.ravel(), atol=1e-9)
+    np.testing.assert_allclose(read_xyz(start)[0].coords_bohr, expected, atol=1e-9)
+
+
 def test_two_processes_cannot_run_the_same_segment(tmp_path):
     import subprocess
     import sys

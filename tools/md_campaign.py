@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ipi_jlcdm.demo import TIMESTEP_FS, packaged_inputs
-from ipi_jlcdm.geometry_io import IPI_XYZ_COMMENT, format_xyz_frame, symbol_to_z
+from ipi_jlcdm.geometry_io import IPI_XYZ_COMMENT, format_xyz_frame, read_xyz, symbol_to_z
 from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
 from ipi_jlcdm.ir import read_extras_table
 from ipi_jlcdm.md_properties import conservation, read_properties
@@ -127,6 +127,15 @@ def write_branch_start(checkpoint: Path, xyz: Path) -> None:
     xyz.write_text(format_xyz_frame(atomic_numbers, coords, comment))
 
 
+def write_xyz_start(structure: Path, xyz: Path) -> None:
+    """The first frame of ``structure`` (any XYZ that ``read_xyz`` reads: angstrom, or the units of
+    an i-PI comment tag) as an i-PI start file: i-PI reads positions in bohr unless the comment line
+    names their unit, so a plain XYZ copied as it is would start from a molecule shrunk 1.9 times."""
+    frame = read_xyz(structure)[0]
+    comment = f"{IPI_XYZ_COMMENT} (frame 0 of {structure.name})"
+    xyz.write_text(format_xyz_frame(frame.atomic_numbers, frame.coords_bohr, comment))
+
+
 def run_stage(seg: Path, stage: str, steps: int, template: Path, start: Path, temperature: float, seed: int,
               address: str, driver: list[str], one_shot_dipole: bool = True) -> None:
     """Run (or continue) one i-PI stage of ``steps`` steps in ``seg``."""
@@ -202,7 +211,7 @@ def run_segment(args, run_dir: Path, seg: Path, k: int, inputs: Path, address: s
     elif k == 0:
         start = seg / "start.xyz"
         if not start.exists():
-            shutil.copy(args.structure or inputs / "uracil.xyz", start)
+            write_xyz_start(Path(args.structure) if args.structure else inputs / "uracil.xyz", start)
         nvt_steps = args.first_nvt_steps
     elif args.branch:
         start = seg / "start.xyz"
