@@ -94,11 +94,10 @@ def main() -> int:
     write_start_input(packaged_inputs() / "nve.xml", out / "start.xml", xyz, velocities, address)
     extra = ["--structure", str(xyz.resolve())] + (["--grid-level", str(args.grid_level)] if args.grid_level else [])
     run_ipi_with_driver(out, "start.xml", address, driver_command(address, "scf", None, extra), tag="start")
-    if args.frame + 1 < len(frames):
-        stepped = read_xyz(out / "start.pos_0.xyz")[-1].coords_bohr
-        deviation = np.abs(stepped - frames[args.frame + 1].coords_bohr).max() * ANGSTROM_PER_BOHR
-        print(f"one SCF step from frame {args.frame} reaches frame {args.frame + 1} to {deviation:.1e} angstrom "
-              "(print precision of the file: 1e-5; larger means another engine or time step)")
+    stepped = read_xyz(out / "start.pos_0.xyz")[-1].coords_bohr  # frame + 1 exists: central_velocities needs it
+    deviation = np.abs(stepped - frames[args.frame + 1].coords_bohr).max() * ANGSTROM_PER_BOHR
+    print(f"one SCF step from frame {args.frame} reaches frame {args.frame + 1} to {deviation:.1e} angstrom "
+          "(print precision of the file: 1e-5; larger means another engine or time step)")
     print(f"checkpoint: {out / 'start.chk'} (continue with tools/md_campaign.py --from-checkpoint)")
     return 0
 
