@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# Continue the committed campaigns of this folder in the background, one per core (see README.md).
+# Continue the committed campaigns of this folder in the background, one queue per core (see README.md).
 # Usage: bash docs/campaigns/continue.sh [PYTHON]   (PYTHON: the interpreter with ipi_jlcdm installed)
-# Each rerun resumes from the last checkpoint; the logs go to campaign_logs/ (not committed).
+# Each campaign resumes from its last checkpoint (a finished one only reports and returns), and the next
+# campaign of a queue starts when the one before it finishes. Stop with
+# `kill -TERM $(pgrep -f md_campaign.py)`: the running campaign saves its checkpoint and exits non-zero,
+# which ends its queue too. Logs go to campaign_logs/ (not committed).
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${1:-python}
 TOOL=../../tools/md_campaign.py
 mkdir -p campaign_logs
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-nohup "$PY" $TOOL uracil_300K_scf --temperature 300 --engine scf --from-checkpoint start_300K/start.chk \
-    --segments 1 --nve-steps 2000 --max-lag-fs 250 >> campaign_logs/uracil_300K_scf.log 2>&1 &
-SCF_PID=$!
-nohup "$PY" $TOOL uracil_300K_v5 --temperature 300 --model uracil --forces harris-foulkes --dipole anderson \
-    --anderson-steps 3 --from-checkpoint start_300K/start.chk --first-nvt-steps 20 --branch --segment 0 \
-    --nve-steps 2000 --nvt-steps 100 --max-lag-fs 250 >> campaign_logs/uracil_300K_v5.log 2>&1 &
-echo "started uracil_300K_scf (pid $SCF_PID) and uracil_300K_v5 (pid $!); progress: tail */seg*/*.driver.log"
+V5=(--model uracil --forces harris-foulkes --dipole anderson --anderson-steps 3 --max-lag-fs 250)
+V5_300K=(uracil_300K_v5 --temperature 300 "${V5[@]}" --first-nvt-steps 20 --nvt-steps 100 --branch)
+
+# Queue A: the SCF reference (1 ps NVE), then 300 K segment 1, then the 100 K run.
+nohup bash -c '"$0" '"$TOOL"' uracil_300K_scf --temperature 300 --engine scf \
+        --from-checkpoint start_300K/start.chk --segments 1 --nve-steps 2000 --max-lag-fs 250 \
+    && "$0" '"$TOOL ${V5_300K[*]}"' --segment 1 --nve-steps 1000 \
+    && "$0" '"$TOOL"' uracil_100K_v5 --temperature 100 '"${V5[*]}"' \
+        --structure ../harmonic_uracil/samples_100K.xyz --first-nvt-steps 100 --branch --segment 0 \
+        --nve-steps 1000' "$PY" >> campaign_logs/queue_a.log 2>&1 &
+A_PID=$!
+# Queue B: 300 K segment 0 (one continuous 2000-step NVE: the 1 ps drift), then segment 2.
+nohup bash -c '"$0" '"$TOOL ${V5_300K[*]}"' --from-checkpoint start_300K/start.chk --segment 0 \
+        --nve-steps 2000 \
+    && "$0" '"$TOOL ${V5_300K[*]}"' --segment 2 --nve-steps 1000' "$PY" >> campaign_logs/queue_b.log 2>&1 &
+echo "started queue A (pid $A_PID: SCF, seg1, 100 K) and queue B (pid $!: seg0, seg2); progress: tail */seg*/*.driver.log"
