@@ -83,6 +83,17 @@ def test_conservation_counts_each_step_once_and_fits_the_drift(tmp_path):
     assert abs(c["slope_meV_per_ps"] - (2.0 - 0.5 * 12 * 0.05 / (2 * np.pi))) < 1e-3
 
 
+def test_the_time_to_go_counts_to_each_stages_own_length(tmp_path):
+    """Segments of one campaign may differ in length (segment 0 2000 NVE steps, the branches 1000):
+    the report reads each from the total_steps of the stage's i-PI input, else the command line's."""
+    xml = tmp_path / "nve.xml"
+    xml.write_text("<simulation><total_steps> 1000 </total_steps></simulation>")
+    assert campaign.stage_length(xml, 2000) == 1000
+    xml.write_text("<simulation><step> 5 </step></simulation>")
+    assert campaign.stage_length(xml, 2000) == 2000
+    assert campaign.stage_length(tmp_path / "missing.xml", 2000) == 2000
+
+
 def test_a_continued_stage_uses_this_campaigns_socket(tmp_path):
     """A checkpoint names the socket of the run that wrote it; a killed run leaves that socket file
     behind, so the continued stage must listen (and the driver connect) on the new address."""
@@ -219,8 +230,8 @@ def test_the_report_leaves_segments_shorter_than_the_maximum_lag_out_of_the_spec
                               first_steps=None, nve_steps=1000))
     text = (tmp_path / "report.txt").read_text()
     assert "NVE total: 741 steps" in text
-    # median of 61, 36, 38 s; 959 steps to go at 38 s: 10.1 h
-    assert "38.0 s per step (median, driver logs), 959 steps to --nve-steps 1000: 10.1 h at that pace" in text
+    # median of 61, 36, 38 s; 41 frames are the start and 40 steps: 960 to go (no nve.xml here) at 38 s: 10.1 h
+    assert "38.0 s per step (median, driver logs), 960 steps to its 1000: 10.1 h at that pace" in text
     assert "seg0: 700 NVE steps" in text and "per step" not in text.split("seg0:")[1].split("\n")[0]
     assert "left out of the IR spectrum (fewer than 502 NVE steps, the 250 fs maximum lag): seg1" in text
     spectrum = np.loadtxt(tmp_path / "ir_300K.csv", delimiter=",", comments="#")

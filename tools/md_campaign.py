@@ -90,6 +90,15 @@ def write_stage_input(xml: Path, start: Path, temperature: float, one_shot_dipol
     tree.write(xml)
 
 
+def stage_length(xml: Path, default: int) -> int:
+    """NVE steps a stage was started for (``total_steps`` of its i-PI input), else ``default``."""
+    if xml.is_file():
+        node = ET.parse(xml).getroot().find("total_steps")
+        if node is not None and node.text:
+            return int(node.text)
+    return default
+
+
 def resume_input(checkpoint: Path, xml: Path, address: str, total_steps: int | None = None) -> None:
     """Write the i-PI input that continues from ``checkpoint`` (a complete i-PI input at its last
     step) on this campaign's socket: the checkpoint names the socket of the run that wrote it,
@@ -275,9 +284,10 @@ def report(args) -> None:
         step_s = median_step_time(seg, "nve")
         if step_s is not None:
             line += f"; {step_s:.1f} s per step (median, driver logs)"
-            to_go = args.nve_steps - len(props) if args.first_steps is None else 0
+            length = stage_length(seg / "nve.xml", args.nve_steps)
+            to_go = length - (len(props) - 1) if args.first_steps is None else 0  # props count the start
             if to_go > 0:
-                line += f", {to_go} steps to --nve-steps {args.nve_steps}: {to_go * step_s / 3600:.1f} h at that pace"
+                line += f", {to_go} steps to its {length}: {to_go * step_s / 3600:.1f} h at that pace"
         lines.append(line)
     summary = [f"NVE total: {n_steps} steps = {n_steps * TIMESTEP_FS / 1000:.3f} ps in {len(segments)} segments"]
     if all_changes:
