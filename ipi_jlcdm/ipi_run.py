@@ -50,11 +50,20 @@ def configure_input(template: Path, output: Path, total_steps: int | None = None
     return output
 
 
-def driver_command(address: str, engine: str, model: str | None, extra: list[str] | None = None) -> list[str]:
+def mpiexec_path() -> str:
+    """The ``mpiexec`` next to this interpreter (the mpich wheel's, which needs no system MPI)."""
+    return str(Path(sys.executable).with_name("mpiexec"))
+
+
+def driver_command(address: str, engine: str, model: str | None, extra: list[str] | None = None,
+                   mpi_ranks: int = 1) -> list[str]:
+    """The ``ipi-jlcdm driver`` command line for a UNIX socket ``address``; under ``mpiexec -n
+    mpi_ranks`` when ``mpi_ranks > 1`` (the grid work split over ranks; the jlcdm engine only)."""
     cmd = [sys.executable, "-m", "ipi_jlcdm.cli.main", "driver", "--unix", address, "--engine", engine]
     if model:
         cmd += ["--model", model]
-    return cmd + (extra or [])
+    cmd += extra or []
+    return [mpiexec_path(), "-n", str(mpi_ranks), *cmd] if mpi_ranks > 1 else cmd
 
 
 def _stop(proc: subprocess.Popen | None, grace_s: float = 10.0) -> None:

@@ -3,12 +3,11 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
-from ipi_jlcdm.ipi_run import configure_input, ipi_executable
+from ipi_jlcdm.ipi_run import configure_input, driver_command, ipi_executable
 
 REPO = Path(__file__).resolve().parents[1]
 WATER_MODEL = REPO / "tests" / "data" / "water_test_model.npz"
@@ -35,15 +34,11 @@ def start_ipi(workdir: Path, xml: str = "input.xml") -> subprocess.Popen:
 
 
 def start_driver(workdir: Path, address: str, *extra: str, model: Path | None = WATER_MODEL, name="driver",
-                 mpi_ranks: int = 0, env: dict | None = None):
-    """Our driver as a process (under ``mpiexec -n mpi_ranks`` if given), output in NAME.log."""
+                 engine: str = "jlcdm", mpi_ranks: int = 1, env: dict | None = None):
+    """Our driver as a process (``driver_command``: under ``mpiexec -n mpi_ranks`` if > 1), output in NAME.log."""
     log = open(workdir / f"{name}.log", "a")
-    cmd = [sys.executable, "-m", "ipi_jlcdm.cli.main", "driver", "--unix", address, *extra]
-    if model is not None:
-        cmd += ["--model", str(model)]
-    if mpi_ranks:
-        cmd = [str(Path(sys.executable).with_name("mpiexec")), "-n", str(mpi_ranks), *cmd]
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **({"OMP_NUM_THREADS": "1"} if mpi_ranks else {}),
+    cmd = driver_command(address, engine, str(model) if model is not None else None, list(extra), mpi_ranks=mpi_ranks)
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **({"OMP_NUM_THREADS": "1"} if mpi_ranks > 1 else {}),
                    **(env or {})}
     return subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=environment)
 

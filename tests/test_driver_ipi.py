@@ -126,8 +126,8 @@ def test_killed_ipi_ends_the_driver(tmp_path):
 @pytest.mark.parametrize("engine", ["scf"])
 def test_scf_engine_through_the_driver(tmp_path, engine):
     workdir, address = water_run_dir(tmp_path, steps=2)
-    run_to_completion(workdir, address, "--structure", "water.xyz", "--engine", engine, "--grid-level", "2",
-                      model=None)
+    run_to_completion(workdir, address, "--structure", "water.xyz", "--grid-level", "2",
+                      engine=engine, model=None)
     dip = read_dipole_file(workdir / "nvt.dip_0")
     assert list(dip.steps) == [0, 1, 2]
     # water's dipole along its C2 axis: ~0.8 e*bohr (2 D) at PBE/def2-SVP

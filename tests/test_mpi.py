@@ -4,11 +4,11 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ipi_jlcdm.ipi_run import mpiexec_path
 from ipi_jlcdm.ir import read_dipole_file
 from ipi_jlcdm.parallel import partition_grid
 from ipi_jlcdm.units import ANGSTROM_PER_BOHR
@@ -25,7 +25,7 @@ from .ipi_helpers import (
 )
 from .test_training import parse_extxyz
 
-MPIEXEC = str(Path(sys.executable).with_name("mpiexec"))
+MPIEXEC = mpiexec_path()
 
 
 def mpi_env():

@@ -17,8 +17,8 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+from ipi_jlcdm.ipi_run import mpiexec_path
 from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
 
 GRID_STAGES = ("rho_sad", "model", "coulomb", "xc")
@@ -60,7 +60,7 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
-    mpiexec = str(Path(sys.executable).with_name("mpiexec"))
+    mpiexec = mpiexec_path()
     results = {}
     for n in args.ranks:
         cmd = [mpiexec, "-n", str(n), sys.executable, __file__, "--worker", "--steps", str(args.steps),

@@ -8,6 +8,7 @@ re-thermalized by a short NVT from the end of the previous one (inputs/uracil/RE
                                 --nve-steps 400   # the AIMD reference NVE from the same state
     python tools/md_campaign.py NEW_DIR --model NEW.npz --from-checkpoint RUN_DIR/seg0/nvt.chk \
                                 --first-nvt-steps 20 --branch --segment 0   # a new model, re-thermalized
+    OMP_NUM_THREADS=1 python tools/md_campaign.py RUN_DIR ... --mpi-ranks 2   # driver under mpiexec -n 2
     python tools/md_campaign.py RUN_DIR --report      # summary + IR spectrum of the finished segments
     python tools/md_campaign.py RUN_300K --report --compare RUN_100K   # and the 100 K spectrum in its plot
     python tools/md_campaign.py RUN_DIR --report --first-steps 141   # energy statistics over equal windows
@@ -193,7 +194,7 @@ def run_campaign(args) -> None:
         structure = Path(args.structure or inputs / "uracil.xyz").resolve()
         extra = ["--structure", str(structure)] + (["--grid-level", str(args.grid_level)] if args.grid_level else [])
         model = None
-    driver = driver_command(address, args.engine, model, extra)
+    driver = driver_command(address, args.engine, model, extra, mpi_ranks=args.mpi_ranks)
     one_shot = args.engine == "jlcdm"
     segments = args.segment if args.segment is not None else range(args.segments)
     for k in segments:
@@ -330,6 +331,8 @@ def main() -> int:
     p.add_argument("--forces", default=DEFAULT_FORCE_ROUTE,
                    help=f"force route of the driver (default {DEFAULT_FORCE_ROUTE})")
     p.add_argument("--dipole", default="anderson", help="dipole route of the driver (default anderson)")
+    p.add_argument("--mpi-ranks", type=int, default=1,
+                   help="run the driver under mpiexec -n N (jlcdm engine; set OMP_NUM_THREADS=1; default 1)")
     p.add_argument("--anderson-steps", type=int, default=None,
                    help="Fock builds of the driver's 'anderson' dipole (default: the driver's default)")
     p.add_argument("--grid-level", type=int, default=None)
