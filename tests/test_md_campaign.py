@@ -229,11 +229,11 @@ def test_the_report_leaves_segments_shorter_than_the_maximum_lag_out_of_the_spec
     campaign.report(Namespace(run_dir=str(tmp_path), temperature=300.0, max_lag_fs=250.0, compare=None,
                               first_steps=None, nve_steps=1000))
     text = (tmp_path / "report.txt").read_text()
-    assert "NVE total: 741 steps" in text
+    assert "NVE total: 741 frames, 739 steps = 0.369 ps" in text  # frames 0..N of a segment span N steps
     # median of 61, 36, 38 s; 41 frames are the start and 40 steps: 960 to go (no nve.xml here) at 38 s: 10.1 h
     assert "38.0 s per step (median, driver logs), 960 steps to its 1000: 10.1 h at that pace" in text
-    assert "seg0: 700 NVE steps" in text and "per step" not in text.split("seg0:")[1].split("\n")[0]
-    assert "left out of the IR spectrum (fewer than 502 NVE steps, the 250 fs maximum lag): seg1" in text
+    assert "seg0: 700 NVE frames (0.349 ps)" in text and "per step" not in text.split("seg0:")[1].split("\n")[0]
+    assert "left out of the IR spectrum (fewer than 502 NVE frames, the 250 fs maximum lag): seg1" in text
     spectrum = np.loadtxt(tmp_path / "ir_300K.csv", delimiter=",", comments="#")
     above = spectrum[spectrum[:, 0] > 200]
     assert abs(above[np.argmax(above[:, 1]), 0] - 1700.0) < 30.0

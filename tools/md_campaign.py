@@ -261,8 +261,8 @@ def report(args) -> None:
     run_dir = Path(args.run_dir)
     segments = sorted(p for p in run_dir.glob("seg*") if (p / "nve.out").is_file())
     lines, dip_files, left_out = [], [], []
-    min_ir_steps = int(np.ceil(args.max_lag_fs / TIMESTEP_FS)) + 2  # a block must outlast the maximum lag
-    all_changes, fallbacks, residuals, gaps, n_steps = [], 0, [], [], 0
+    min_ir_frames = int(np.ceil(args.max_lag_fs / TIMESTEP_FS)) + 2  # a block must outlast the maximum lag
+    all_changes, fallbacks, residuals, gaps, n_frames, n_steps = [], 0, [], [], 0, 0
     for seg in segments:
         rel = read_reliability(seg / "nve.rel_0") if (seg / "nve.rel_0").is_file() else np.zeros((0, 4))
         props = read_properties(seg / "nve.out")
@@ -272,13 +272,14 @@ def report(args) -> None:
         fallbacks += int(rel[:, 3].sum())
         residuals += list(rel[:, 1])
         gaps += list(rel[:, 0])
-        n_steps += len(props)
-        if len(props) >= min_ir_steps:
+        n_frames += len(props)
+        n_steps += len(props) - 1  # a segment's frames 0..N span N steps
+        if len(props) >= min_ir_frames:
             dip_files.append(str(seg / "nve.dip_0"))
         else:
             left_out.append(seg.name)
         c = conservation(props)
-        line = (f"{seg.name}: {len(props)} NVE steps ({len(props) * TIMESTEP_FS / 1000:.3f} ps), "
+        line = (f"{seg.name}: {len(props)} NVE frames ({(len(props) - 1) * TIMESTEP_FS / 1000:.3f} ps), "
                 f"mean T {props[:, 3].mean():.0f} K, conserved energy: change {c['change_meV']:+.1f} meV, "
                 f"peak to peak {c['peak_to_peak_meV']:.1f} meV (potential energy range "
                 f"{c['potential_range_meV']:.0f} meV), fitted drift {c['slope_meV_per_ps']:+.1f} meV/ps")
@@ -290,7 +291,8 @@ def report(args) -> None:
             if to_go > 0:
                 line += f", {to_go} steps to its {length}: {to_go * step_s / 3600:.1f} h at that pace"
         lines.append(line)
-    summary = [f"NVE total: {n_steps} steps = {n_steps * TIMESTEP_FS / 1000:.3f} ps in {len(segments)} segments"]
+    summary = [f"NVE total: {n_frames} frames, {n_steps} steps = {n_steps * TIMESTEP_FS / 1000:.3f} ps "
+               f"in {len(segments)} segments"]
     if all_changes:
         summary.append(f"largest per-step dipole change: {max(all_changes):.4f} D "
                        f"(99th percentile {np.percentile(all_changes, 99):.4f} D)")
@@ -299,7 +301,7 @@ def report(args) -> None:
         summary.append(f"residual |rho_out - rho_in|/N_e: {100 * min(residuals):.2f}-{100 * max(residuals):.2f} %; "
                        f"gap {min(gaps) * 27.211386:.2f}-{max(gaps) * 27.211386:.2f} eV")
     if left_out:
-        summary.append(f"left out of the IR spectrum (fewer than {min_ir_steps} NVE steps, the "
+        summary.append(f"left out of the IR spectrum (fewer than {min_ir_frames} NVE frames, the "
                        f"{args.max_lag_fs:g} fs maximum lag): {', '.join(left_out)}")
     text = "\n".join(lines + summary)
     print(text)
