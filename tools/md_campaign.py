@@ -8,7 +8,7 @@ re-thermalized by a short NVT from the end of the previous one (inputs/uracil/RE
                                 --nve-steps 400   # the AIMD reference NVE from the same state
     python tools/md_campaign.py NEW_DIR --model NEW.npz --from-checkpoint RUN_DIR/seg0/nvt.chk \
                                 --first-nvt-steps 20 --branch --segment 0   # a new model, re-thermalized
-    OMP_NUM_THREADS=1 python tools/md_campaign.py RUN_DIR ... --mpi-ranks 2   # driver under mpiexec -n 2
+    python tools/md_campaign.py RUN_DIR ... --mpi-ranks 2   # the driver under mpiexec -n 2
     python tools/md_campaign.py RUN_DIR --report      # summary + IR spectrum of the finished segments
     python tools/md_campaign.py RUN_300K --report --compare RUN_100K   # and the 100 K spectrum in its plot
     python tools/md_campaign.py RUN_DIR --report --first-steps 141   # energy statistics over equal windows
@@ -334,7 +334,7 @@ def main() -> int:
                    help=f"force route of the driver (default {DEFAULT_FORCE_ROUTE})")
     p.add_argument("--dipole", default="anderson", help="dipole route of the driver (default anderson)")
     p.add_argument("--mpi-ranks", type=int, default=1,
-                   help="run the driver under mpiexec -n N (jlcdm engine; set OMP_NUM_THREADS=1; default 1)")
+                   help="run the driver under mpiexec -n N, one thread per rank (jlcdm engine; default 1)")
     p.add_argument("--anderson-steps", type=int, default=None,
                    help="Fock builds of the driver's 'anderson' dipole (default: the driver's default)")
     p.add_argument("--grid-level", type=int, default=None)
@@ -361,6 +361,10 @@ def main() -> int:
         args.first_nvt_steps = 0 if args.from_checkpoint else 400
     if args.segment is not None and any(k > 0 for k in args.segment) and not args.branch:
         p.error("--segment K > 0 needs --branch (chained segments must run in order)")
+    if args.mpi_ranks > 1:
+        if args.engine == "scf":
+            p.error("--mpi-ranks: the scf engine runs on one process")
+        os.environ["OMP_NUM_THREADS"] = "1"  # one thread per rank (the driver inherits this environment)
     if args.report:
         report(args)
     else:
