@@ -10,12 +10,17 @@ rho[P_SCF] - rho_SAD used to check the pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 from pyscf import gto
 from pyscf.dft import gen_grid, numint
 from pyscf.scf import hf
+
+from .threads import chunk_map
+
+T = TypeVar("T")
 
 #: Points per block when evaluating AOs on the grid (a multiple of PySCF's BLKSIZE).
 GRID_BLOCK = 8 * numint.BLKSIZE * 16
@@ -42,23 +47,31 @@ def grid_points(grids) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(grids.coords[keep]), np.asarray(grids.weights[keep])
 
 
-def ao_blocks(mol: gto.Mole, coords: np.ndarray, deriv: int, block: int = GRID_BLOCK
-              ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-    """Yield (slice, AO values, shell mask) per block of points; AO values have shape
-    (4, blk, nao) for deriv=1, (blk, nao) for deriv=0."""
-    for start in range(0, len(coords), block):
-        sl = slice(start, min(start + block, len(coords)))
+def map_ao_blocks(function: Callable[[slice, np.ndarray, np.ndarray], T], mol: gto.Mole, coords: np.ndarray,
+                  deriv: int, block: int = GRID_BLOCK) -> list[T]:
+    """[function(slice, AO values, shell mask) for each block of points], the blocks spread over
+    threads (``threads.chunk_map``); AO values have shape (blk, nao) for deriv=0, (4, blk, nao)
+    for deriv=1 and (10, blk, nao) for deriv=2 (PySCF's order). ``function`` may write its own
+    slice of shared output arrays and returns the block's partial sums."""
+
+    def run(sl: slice) -> T:
         mask = gen_grid.make_mask(mol, coords[sl])
-        yield sl, numint.eval_ao(mol, coords[sl], deriv=deriv, non0tab=mask), mask
+        return function(sl, numint.eval_ao(mol, coords[sl], deriv=deriv, non0tab=mask), mask)
+
+    slices = [slice(start, min(start + block, len(coords))) for start in range(0, len(coords), block)]
+    return chunk_map(run, slices)
 
 
 def density_on_points(mol: gto.Mole, dm: np.ndarray, coords: np.ndarray, gradient: bool = True) -> np.ndarray:
     """rho (and grad rho) of a symmetric density matrix (nao, nao) at points (npts, 3) bohr:
     (4, npts) if gradient else (npts,), e/bohr^3 (and e/bohr^4)."""
     out = np.empty((4, len(coords))) if gradient else np.empty(len(coords))
-    for sl, ao, mask in ao_blocks(mol, coords, 1 if gradient else 0):
+
+    def block(sl, ao, mask):
         # hermi=1: grad rho = 2 grad(phi) P phi, one matrix product per block instead of two
         out[..., sl] = numint.eval_rho(mol, ao, dm, mask, "GGA" if gradient else "LDA", hermi=1)
+
+    map_ao_blocks(block, mol, coords, 1 if gradient else 0)
     return out
 
 

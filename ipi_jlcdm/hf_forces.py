@@ -31,7 +31,7 @@ from pyscf import df, scf
 from pyscf.dft import numint
 from pyscf.grad import rhf as rhf_grad
 
-from .density import add_density_response, ao_blocks, per_atom
+from .density import add_density_response, map_ao_blocks, per_atom
 from .positivity import PositiveDensityMap
 
 
@@ -115,9 +115,11 @@ def coulomb_gradient(mol, fit, dm_out: np.ndarray, dm_sad: np.ndarray, fit_chang
     return out
 
 
-def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> tuple[np.ndarray, np.ndarray]:
+def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap=None
+                            ) -> tuple[np.ndarray, np.ndarray]:
     """dE_HF/dR (natm, 3) Ha/bohr, reduced over ranks, and rho_out with its gradient at this rank's
-    points (4, npts)."""
+    points (4, npts). ``lap(name)``, if given, marks the end of each part (a stage timer)."""
+    lap = lap or (lambda name: None)
     fit = state.coulomb
     s, coords, weights, rho_in = state.scale, state.coords, state.weights, state.rho_in
     b_out = np.einsum("ijP,ij->P", fit.int3c, state.dm_out)
@@ -131,16 +133,18 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> 
     z, atom_coords = mol.atom_charges(), mol.atom_coords()
     u_xc = np.empty((4, npts))  # f_xc[rho_in] (rho_out - rho_in)
     rho_out = np.empty((4, npts))
-    per_ao_out = np.zeros((3, mol.nao))  # v_xc[rho_in] against d rho_out / dR
-    per_ao_sad = np.zeros((3, mol.nao))  # s u_xc (+ envelope terms) against d rho_SAD / dR
-    per_ao_count = np.zeros((3, mol.nao))  # w (+ envelope term) against d rho_SAD / dR (normalization)
-    for sl, ao, mask in ao_blocks(mol, coords, 2):
+
+    def block(sl, ao, mask):
+        """This block's parts (3, nao) of: v_xc[rho_in] against d rho_out / dR; s u_xc (+ the
+        envelope and positivity terms) against d rho_SAD / dR; w (+ those terms) against
+        d rho_SAD / dR (the normalization)."""
         out_block = numint.eval_rho(mol, ao[:4], state.dm_out, mask, "GGA", hermi=1)
         rho_out[:, sl] = out_block
         _, vxc, fxc = ni.eval_xc_eff(xc, rho_in[:, sl], deriv=2, xctype="GGA")[:3]
         u_xc[:, sl] = np.einsum("ijg,jg->ig", fxc, out_block - rho_in[:, sl])
         w = weights[sl]
-        add_density_response(per_ao_out, ao, state.dm_out, vxc * w)
+        parts = np.zeros((3, 3, mol.nao))
+        add_density_response(parts[0], ao, state.dm_out, vxc * w)
         phi_sad = ao[0] @ state.dm_sad
         on_sad = s * u_xc[:, sl] * w
         count = np.zeros((4, len(w)))
@@ -150,8 +154,11 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> 
         on_drho[0] += s * v_delta[sl] * w
         on_sad += state.deformation_to_sad(on_drho, sl)
         count += state.deformation_to_sad(count, sl)
-        add_density_response(per_ao_sad, ao, state.dm_sad, on_sad, phi_sad)
-        add_density_response(per_ao_count, ao, state.dm_sad, count, phi_sad)
+        add_density_response(parts[1], ao, state.dm_sad, on_sad, phi_sad)
+        add_density_response(parts[2], ao, state.dm_sad, count, phi_sad)
+        return parts
+
+    per_ao_out, per_ao_sad, per_ao_count = sum(map_ao_blocks(block, mol, coords, 2), np.zeros((3, 3, mol.nao)))
 
     # the normalization: dE/ds = K / s, ds/dR = -(s / Q) dQ/dR -> a constant -K/Q on the value channel
     k_sums = comm.allreduce_sum(np.array([np.einsum("xg,xg,g->", u_xc, rho_in, weights)]))
@@ -160,12 +167,16 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm) -> 
 
     potential = s * u_xc * weights
     potential[0] += (s * v_delta + shift) * weights
-    gradient = (per_atom(mol, per_ao_out) + per_atom(mol, per_ao_sad) + shift * per_atom(mol, per_ao_count)
-                + source.deformation_density_vjp(coords, z, atom_coords, state.deformation_to_raw(potential),
-                                                 rho_sad=state.rho_sad, pairs=state.model_pairs))
+    gradient = per_atom(mol, per_ao_out) + per_atom(mol, per_ao_sad) + shift * per_atom(mol, per_ao_count)
+    lap("forces: grid terms")
+    gradient += source.deformation_density_vjp(coords, z, atom_coords, state.deformation_to_raw(potential),
+                                               rho_sad=state.rho_sad, pairs=state.model_pairs)
+    lap("vjp")
     if comm.rank == 0:
         gradient += core_gradient(mol, state.mo_energy, state.mo_coeff, state.mo_occ, state.dm_out)
+        lap("forces: core terms")
         gradient += coulomb_gradient(mol, fit, state.dm_out, state.dm_sad, delta, s)
+        lap("forces: Coulomb terms")
     return comm.allreduce_sum(gradient), rho_out
 
 

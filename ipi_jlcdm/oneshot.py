@@ -39,7 +39,14 @@ from pyscf.dft.gen_grid import make_mask
 from pyscf.grad import rks as rks_grad
 
 from .anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES, anderson_steps, dipole_of
-from .density import add_density_response, ao_blocks, density_on_points, grid_points, per_atom, sad_density_matrix
+from .density import (
+    add_density_response,
+    density_on_points,
+    grid_points,
+    map_ao_blocks,
+    per_atom,
+    sad_density_matrix,
+)
 from .hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
 from .level import LevelOfTheory
 from .occupations import aufbau, fermi_dirac
@@ -47,6 +54,7 @@ from .parallel import partition_grid, world
 from .positivity import PositiveDensityMap
 from .results import EngineResult
 from .scf_engine import run_scf
+from .threads import chunk_map
 from .units import BOLTZMANN_HARTREE_PER_K
 
 #: The force routes: DESIGN section 5's (a) and (b), and (c) after the Anderson steps.
@@ -167,8 +175,7 @@ class OneShotEngine:
         if consistent:  # the force passes evaluate rho_out too: use it for the residual
             state = OneShotState(coords, weights, rho_in, rho_sad, scale, dm_sad, dm_out, mo_energy, mo_coeff,
                                  mo_occ, coulomb, envelope, positivity, model_pairs)
-            hf_gradient, rho_out = harris_foulkes_gradient(mol, self.level.xc, state, self.source, comm)
-            timer.lap("forces")
+            hf_gradient, rho_out = harris_foulkes_gradient(mol, self.level.xc, state, self.source, comm, timer.lap)
         elif self.compute_forces and self.forces == "orbital":
             xc_gradient, rho_out = _xc_gradient(mol, self.level.xc, coords, weights, dm_out)
             timer.lap("forces")
@@ -298,18 +305,21 @@ def _coulomb_fit(mol: gto.Mole, auxbasis: str, dm_sad: np.ndarray, coords: np.nd
     auxmol = df.addons.make_auxmol(mol, auxbasis)
     int3c = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s1")  # (nao, nao, naux)
     metric_factor = scipy.linalg.cho_factor(auxmol.intor("int2c2e"))
-    rhs_grid = np.zeros(auxmol.nao)
     keep = grad_drho is not None
-    potentials, rhs_gradient = [], (np.zeros((auxmol.nao, 3)) if keep else None)
     active = np.nonzero(drho * weights)[0]
-    for start in range(0, len(active), COULOMB_BLOCK):
-        idx = active[start:start + COULOMB_BLOCK]
+
+    def block(idx: np.ndarray):
         fake = gto.fakemol_for_charges(coords[idx])
         v_aux = gto.intor_cross("int2c2e", auxmol, fake)  # (naux, blk): V_Q at the points
-        rhs_grid += v_aux @ (weights[idx] * drho[idx])
-        if keep:
-            rhs_gradient += v_aux @ (weights[idx, None] * grad_drho[idx])
-            potentials.append((idx, v_aux.astype(np.float32)))
+        rhs_part = v_aux @ (weights[idx] * drho[idx])
+        if not keep:
+            return rhs_part, None, None
+        return rhs_part, v_aux @ (weights[idx, None] * grad_drho[idx]), (idx, v_aux.astype(np.float32))
+
+    parts = chunk_map(block, [active[start:start + COULOMB_BLOCK] for start in range(0, len(active), COULOMB_BLOCK)])
+    rhs_grid = sum((p[0] for p in parts), np.zeros(auxmol.nao))
+    potentials = [p[2] for p in parts] if keep else []
+    rhs_gradient = sum((p[1] for p in parts), np.zeros((auxmol.nao, 3))) if keep else None
     rhs = scale * (np.einsum("ijP,ij->P", int3c, dm_sad) + comm.allreduce_sum(rhs_grid))
     if keep:
         rhs_gradient = comm.allreduce_sum(rhs_gradient)
@@ -333,21 +343,23 @@ def _xc_terms(mol: gto.Mole, xc: str, coords: np.ndarray, weights: np.ndarray, r
     rho[extra_dm] (4, ngrid) comes back too, from the same AO pass (the Anderson steps); else None.
     """
     ni = numint.NumInt()
-    v_matrix = np.zeros((mol.nao, mol.nao))
-    e_xc = v_rho = 0.0
     extra = np.empty_like(rho_in) if extra_dm is not None else None
-    for sl, ao, mask in ao_blocks(mol, coords, 1):
+
+    def block(sl, ao, mask):
         rho = rho_in[:, sl]
         if extra is not None:
             extra[:, sl] = numint.eval_rho(mol, ao, extra_dm, mask, "GGA", hermi=1)
             rho = rho + extra_weight * extra[:, sl]
         exc, vxc = ni.eval_xc_eff(xc, rho, deriv=1, xctype="GGA")[:2]
         w = weights[sl]
-        e_xc += float(w @ (rho[0] * exc))
-        v_rho += float(np.einsum("xg,xg,g->", vxc, rho, w))
         wv = vxc * w
         wv[0] *= 0.5
-        v_matrix += ao[0].T @ np.einsum("xgi,xg->gi", ao, wv)
+        return (ao[0].T @ np.einsum("xgi,xg->gi", ao, wv), float(w @ (rho[0] * exc)),
+                float(np.einsum("xg,xg,g->", vxc, rho, w)))
+
+    parts = map_ao_blocks(block, mol, coords, 1)
+    v_matrix = sum((p[0] for p in parts), np.zeros((mol.nao, mol.nao)))
+    e_xc, v_rho = sum(p[1] for p in parts), sum(p[2] for p in parts)
     sums = comm.allreduce_sum(np.concatenate([v_matrix.ravel(), [e_xc, v_rho]]))
     v_matrix = sums[:-2].reshape(mol.nao, mol.nao)
     return _XCTerms(v_matrix + v_matrix.T, float(sums[-2]), float(sums[-1])), extra
@@ -375,13 +387,17 @@ def _xc_gradient(mol, xc: str, coords: np.ndarray, weights: np.ndarray, dm: np.n
     PySCF's three nao x nao derivative matrices (the same numbers, ~2x faster).
     """
     ni = numint.NumInt()
-    per_ao = np.zeros((3, mol.nao))
     density = np.empty((4, len(coords)))
-    for sl, ao, mask in ao_blocks(mol, coords, 2):
+
+    def block(sl, ao, mask):
         rho = numint.eval_rho(mol, ao[:4], dm, mask, "GGA", hermi=1)
         density[:, sl] = rho
         wv = ni.eval_xc_eff(xc, rho, deriv=1, xctype="GGA")[1] * weights[sl]
-        add_density_response(per_ao, ao, dm, wv)
+        part = np.zeros((3, mol.nao))
+        add_density_response(part, ao, dm, wv)
+        return part
+
+    per_ao = sum(map_ao_blocks(block, mol, coords, 2), np.zeros((3, mol.nao)))
     return per_atom(mol, per_ao), density
 
 

@@ -179,3 +179,26 @@ def test_points_far_from_every_atom_give_zero():
     rho, grad = desc.predict(far, z, atoms, coefs)
     assert rho.dtype == float and np.all(rho[30:] == 0.0) and np.all(grad[30:] == 0.0)
     np.testing.assert_array_equal(rho[:30], desc.predict(points, z, atoms, coefs)[0])
+
+
+def test_compiled_kernels_equal_the_numpy_reference():
+    """The numba kernels (default) against the numpy implementation of the same formulas: values,
+    gradients of several mixings, kept pair derivatives and weighted atom derivatives, with two
+    channels, a point on an atom (r = 0) and a chunk with no atom within r_cut."""
+    z, atoms, points = cluster(11, n_points=60)
+    points = np.vstack([points, atoms[:1], 100.0 + points[:9]])
+    fast, reference = JLDescriptor(HYPER, SPECIES, chunk_size=16), JLDescriptor(HYPER, SPECIES, compiled=False)
+    rng = np.random.default_rng(12)
+    channels = [fast.contract(rng.normal(size=fast.n_features)) for _ in range(2)]
+    mixing = rng.normal(size=(3, 2, len(points)))
+    got = fast.predict_mixed(points, z, atoms, channels, mixing, True, keep_pairs=True)
+    want = reference.predict_mixed(points, z, atoms, channels, mixing, True, keep_pairs=True)
+    for a, b in [(got[0], want[0]), (got[1], want[1]), (got[2].g, want[2].g)]:
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())
+    np.testing.assert_array_equal(got[2].atom, want[2].atom)
+    weights = rng.normal(size=(2, len(points)))
+    np.testing.assert_allclose(fast.atom_derivatives(points, z, atoms, channels, weights),
+                               reference.atom_derivatives(points, z, atoms, channels, weights), rtol=1e-11)
+    np.testing.assert_allclose(fast.atom_derivatives(points, z, atoms, channels[0]),
+                               reference.atom_derivatives(points, z, atoms, channels[0]), rtol=0,
+                               atol=1e-12 * np.abs(got[1]).max())

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ipi_jlcdm.density import add_density_response, ao_blocks, density_on_points, per_atom, sad_density_matrix
+from ipi_jlcdm.density import add_density_response, density_on_points, map_ao_blocks, per_atom, sad_density_matrix
 from ipi_jlcdm.model import JLCDModel, envelope
 from ipi_jlcdm.oneshot import OneShotEngine
 
@@ -84,9 +84,12 @@ def test_envelope_vector_jacobian_product_including_the_motion_of_rho_sad():
     plain_rho, plain_grad = model.deformation_density(points, Z, xyz, True, rho_sad=sad)
     np.testing.assert_array_equal(rho, plain_rho)
     np.testing.assert_allclose(grad, plain_grad, rtol=1e-12, atol=1e-14)
-    per_ao = np.zeros((3, mol.nao))
-    for sl, ao, _mask in ao_blocks(mol, points, 2):
-        add_density_response(per_ao, ao, sad_density_matrix(mol), response.sad_potential(potential[:, sl], sl))
+    def block(sl, ao, _mask):
+        part = np.zeros((3, mol.nao))
+        add_density_response(part, ao, sad_density_matrix(mol), response.sad_potential(potential[:, sl], sl))
+        return part
+
+    per_ao = sum(map_ao_blocks(block, mol, points, 2))
     analytic += per_atom(mol, per_ao)
     one_pass = (model.deformation_density_vjp(points, Z, xyz, potential, rho_sad=sad, pairs=pairs)
                 + per_atom(mol, per_ao))
