@@ -18,12 +18,15 @@ from pyscf import gto
 from pyscf.dft import gen_grid, numint
 from pyscf.scf import hf
 
+from . import jl_kernels
 from .threads import chunk_map
 
 T = TypeVar("T")
 
-#: Points per block when evaluating AOs on the grid (a multiple of PySCF's BLKSIZE).
-GRID_BLOCK = 8 * numint.BLKSIZE * 16
+#: Points per block when evaluating AOs on the grid (a multiple of PySCF's BLKSIZE). Small enough that a
+#: block's AO values stay in cache between the passes over them: on uracil (132 AOs) the AO second
+#: derivatives took 0.55 s over the grid in blocks of 896 points, 1.4 s in blocks of 7168.
+GRID_BLOCK = 16 * numint.BLKSIZE
 
 _SAD_CACHE: dict[tuple, np.ndarray] = {}
 
@@ -96,14 +99,38 @@ class ExactDeformation:
 SECOND_DERIVATIVE = ((4, 5, 6), (5, 7, 8), (6, 8, 9))
 
 
-def add_density_response(per_ao: np.ndarray, ao: np.ndarray, dm: np.ndarray, wv: np.ndarray,
-                         phi_dm: np.ndarray | None = None) -> None:
+def add_density_response(per_ao: np.ndarray, ao: np.ndarray, dm: np.ndarray, wv: np.ndarray) -> None:
     """Accumulate the AO-resolved derivative of sum_g wv_g . (rho, grad rho)[dm](r_g) under moving
     basis functions: per_ao (3, nao) += sum_g [d_x phi_mu (T dm)_mu + sum_j wv_j d_x d_j phi_mu (phi dm)_mu]
     with T = wv_0 phi + sum_j wv_j d_j phi. The derivative for atom A is -2 sum_{mu in A} per_ao.
-    ao: (10, blk, nao) (deriv=2); wv: (4, blk) potential times weights."""
-    if phi_dm is None:
-        phi_dm = ao[0] @ dm
+    ao: (10, blk, nao) (deriv=2); wv: (4, blk) potential times weights. One set of
+    ``add_density_responses``."""
+    out = np.zeros((1, 3, per_ao.shape[1]))
+    add_density_responses(out, ao, [dm], np.asarray(wv)[None])
+    per_ao += out[0]
+
+
+def add_density_responses(per_ao: np.ndarray, ao: np.ndarray, dms: list[np.ndarray], wv: np.ndarray,
+                          dm_phi: list[np.ndarray | None] | None = None) -> None:
+    """``add_density_response`` for several sets at once, per_ao (nset, 3, nao), symmetric density
+    matrices ``dms`` (nset of (nao, nao)), potentials wv (nset, 4, blk) and optionally dm phi^T
+    (nao, blk) per set (None: computed here). The scaled AOs and the sums over points are compiled
+    kernels (``jl_kernels``) that read the AO values once for all sets, in the points-contiguous
+    layout PySCF's ``eval_ao`` returns; the products with the density matrices are BLAS."""
+    wv = np.ascontiguousarray(wv, dtype=float)
+    ao_t = ao.transpose(0, 2, 1)  # (10, nao, blk), points contiguous: how eval_ao lays them out
+    scaled = jl_kernels.scaled_ao(ao_t, wv)  # (nset, nao, blk)
+    t_dm, phi = np.empty_like(scaled), np.empty_like(scaled)
+    for s, dm in enumerate(dms):
+        np.matmul(dm, scaled[s], out=t_dm[s])
+        given = None if dm_phi is None else dm_phi[s]
+        phi[s] = dm @ ao_t[0] if given is None else given
+    jl_kernels.add_response_sums(per_ao, ao_t, wv, t_dm, phi)
+
+
+def add_density_response_reference(per_ao: np.ndarray, ao: np.ndarray, dm: np.ndarray, wv: np.ndarray) -> None:
+    """``add_density_response`` in plain numpy (the reference the tests compare the kernels with)."""
+    phi_dm = ao[0] @ dm
     t_dm = (wv[0][:, None] * ao[0] + np.einsum("jg,jgi->gi", wv[1:4], ao[1:4])) @ dm
     for x in range(3):
         second = sum(wv[1 + j][:, None] * ao[SECOND_DERIVATIVE[x][j]] for j in range(3))

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
-from pyscf import df, scf
+from pyscf import df, lib, scf
 from pyscf.dft import numint
 from pyscf.grad import rhf as rhf_grad
 
-from .density import add_density_response, map_ao_blocks, per_atom
+from .density import add_density_responses, map_ao_blocks, per_atom
 from .positivity import PositiveDensityMap
 
 
@@ -95,11 +95,16 @@ def coulomb_gradient(mol, fit, dm_out: np.ndarray, dm_sad: np.ndarray, fit_chang
     d_in.db[P_out]/dR + s Dd.db[P_SAD]/dR - d_in.dM/dR (d_in/2 + Dd) + s sum_{Q in A} Dd_Q (rhs_gradient)_Q."""
     auxmol, d_in, delta = fit.auxmol, fit.fit, fit_change
     ip1 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip1", aosym="s1", comp=3)  # (3, nao, nao, naux): (d mu nu|P)
-    per_ao = (np.einsum("xijP,P,ij->xi", ip1, d_in, dm_out, optimize=True)
-              + np.einsum("xijP,P,ij->xi", ip1, scale * delta, dm_sad, optimize=True))
+    nao, naux = mol.nao, auxmol.nao
+    # both fits against the auxiliary index in one matrix product, then each with its density matrix
+    by_fit = (ip1.reshape(-1, naux) @ np.stack([d_in, scale * delta], axis=1)).reshape(3, nao, nao, 2)
     del ip1
-    ip2 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip2", aosym="s1", comp=3)  # (3, nao, nao, naux): (mu nu|d P)
-    per_aux = (np.einsum("xijP,ij->xP", ip2, dm_out) * d_in + np.einsum("xijP,ij->xP", ip2, dm_sad) * scale * delta)
+    per_ao = np.einsum("xijd,dij->xi", by_fit, np.array([dm_out, dm_sad]))
+    # (mu nu|d P) is symmetric in mu nu: the packed lower triangle (3, npair, naux), half the integrals
+    ip2 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip2", aosym="s2ij", comp=3)
+    packed = np.array([lib.pack_tril(2.0 * dm - np.diag(np.diag(dm))) for dm in (dm_out, dm_sad)])  # (2, npair)
+    contracted = np.einsum("dp,xpP->dxP", packed, ip2)
+    per_aux = contracted[0] * d_in + contracted[1] * scale * delta
     del ip2
     metric_ip1 = auxmol.intor("int2c2e_ip1")  # (3, naux, naux): (d P|Q)
     y = 0.5 * d_in + delta
@@ -138,14 +143,14 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
         """This block's parts (3, nao) of: v_xc[rho_in] against d rho_out / dR; s u_xc (+ the
         envelope and positivity terms) against d rho_SAD / dR; w (+ those terms) against
         d rho_SAD / dR (the normalization)."""
-        out_block = numint.eval_rho(mol, ao[:4], state.dm_out, mask, "GGA", hermi=1)
+        ao_t = ao.transpose(0, 2, 1)  # (10, nao, blk): eval_ao's own layout, points contiguous
+        phi_out, phi_sad = state.dm_out @ ao_t[0], state.dm_sad @ ao_t[0]  # P phi^T (nao, blk)
+        out_block = np.einsum("xig,ig->xg", ao_t[:4], phi_out)  # rho = phi P phi, grad rho = 2 grad(phi) P phi
+        out_block[1:4] *= 2.0
         rho_out[:, sl] = out_block
         _, vxc, fxc = ni.eval_xc_eff(xc, rho_in[:, sl], deriv=2, xctype="GGA")[:3]
         u_xc[:, sl] = np.einsum("ijg,jg->ig", fxc, out_block - rho_in[:, sl])
         w = weights[sl]
-        parts = np.zeros((3, 3, mol.nao))
-        add_density_response(parts[0], ao, state.dm_out, vxc * w)
-        phi_sad = ao[0] @ state.dm_sad
         on_sad = s * u_xc[:, sl] * w
         count = np.zeros((4, len(w)))
         count[0] = w
@@ -154,8 +159,9 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
         on_drho[0] += s * v_delta[sl] * w
         on_sad += state.deformation_to_sad(on_drho, sl)
         count += state.deformation_to_sad(count, sl)
-        add_density_response(parts[1], ao, state.dm_sad, on_sad, phi_sad)
-        add_density_response(parts[2], ao, state.dm_sad, count, phi_sad)
+        parts = np.zeros((3, 3, mol.nao))
+        add_density_responses(parts, ao, [state.dm_out, state.dm_sad, state.dm_sad],
+                              np.array([vxc * w, on_sad, count]), [phi_out, phi_sad, phi_sad])
         return parts
 
     per_ao_out, per_ao_sad, per_ao_count = sum(map_ao_blocks(block, mol, coords, 2), np.zeros((3, 3, mol.nao)))

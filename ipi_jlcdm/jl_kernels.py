@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=True)
 def _jacobi(x: float, n_max: int, a: float, b: float, p: np.ndarray, dp: np.ndarray) -> None:
     """P_n^(a,b)(x) and dP_n/dx for n = 0..n_max into p, dp (three-term recurrence and its derivative)."""
     p[0] = 1.0
@@ -47,7 +47,7 @@ def _jacobi(x: float, n_max: int, a: float, b: float, p: np.ndarray, dp: np.ndar
         dp[n + 1] = (lin * dp[n] + c1 * p[n] - c3 * dp[n - 1]) / c0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=True)
 def _harmonics(x: float, y: float, z: float, l_max: int, val: np.ndarray, grad: np.ndarray, with_grad: bool) -> None:
     """Racah-normalized real solid harmonics S_lm(u) at u = (x, y, z), index l*l + l + m, and with
     ``with_grad`` their gradients dS/du (nlm, 3): the recurrence of ``harmonics.solid_harmonics``."""
@@ -98,7 +98,7 @@ def _harmonics(x: float, y: float, z: float, l_max: int, val: np.ndarray, grad: 
                 grad[dst, 2] = g2 / c
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def pair_terms(points, atom_coords, offsets, pair_atom, species, n_species, r_cut, n1, alpha1, beta1, r_min,
                p1_minus, n2, alpha2, beta2, p2_minus, p2_plus, l_max):
     """Pair data of one chunk of points.
@@ -167,7 +167,7 @@ def pair_terms(points, atom_coords, offsets, pair_atom, species, n_species, r_cu
     return r, unit, j1, dj1, j2, dj2, s, amp
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp, contracted, one_body, self_term,
                  mixings, l_max, want_gradient, want_pairs):
     """Values, spatial gradients and per-pair atom-derivative parts of one chunk (after the contraction).
@@ -278,3 +278,42 @@ def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp,
                     g_pair[mm, q, 1] = oy
                     g_pair[mm, q, 2] = oz
     return values, gradients, g_pair
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def scaled_ao(ao_t, wv):
+    """X[s] = wv[s, 0] phi + sum_j wv[s, j] d_j phi: (nset, nao, blk) for AO values ao_t (>= 4, nao, blk)
+    (PySCF's eval_ao output transposed: points contiguous) and potentials wv (nset, 4, blk)."""
+    nset, nao, blk = wv.shape[0], ao_t.shape[1], ao_t.shape[2]
+    out = np.empty((nset, nao, blk))
+    for i in range(nao):
+        for g in range(blk):
+            a0, a1, a2, a3 = ao_t[0, i, g], ao_t[1, i, g], ao_t[2, i, g], ao_t[3, i, g]
+            for s in range(nset):
+                out[s, i, g] = wv[s, 0, g] * a0 + wv[s, 1, g] * a1 + wv[s, 2, g] * a2 + wv[s, 3, g] * a3
+    return out
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def add_response_sums(per_ao, ao_t, wv, t_dm, phi_dm):
+    """per_ao[s, x, i] += sum_g d_x phi_ig T[s]_ig + sum_g (sum_j wv[s, 1+j, g] d_x d_j phi_ig) (dm phi)[s]_ig
+    for AO values ao_t (10, nao, blk) (PySCF's deriv=2 order, xx, xy, xz, yy, yz, zz at 4..9, points
+    contiguous), wv (nset, 4, blk), t_dm and phi_dm (nset, nao, blk): one pass over the AO values."""
+    nset, nao, blk = wv.shape[0], ao_t.shape[1], ao_t.shape[2]
+    acc = np.zeros((nset, 3))
+    for i in range(nao):
+        acc[:] = 0.0
+        for g in range(blk):
+            dx, dy, dz = ao_t[1, i, g], ao_t[2, i, g], ao_t[3, i, g]
+            xx, xy, xz, yy, yz, zz = ao_t[4, i, g], ao_t[5, i, g], ao_t[6, i, g], ao_t[7, i, g], ao_t[8, i, g], \
+                ao_t[9, i, g]
+            for s in range(nset):
+                t = t_dm[s, i, g]
+                p = phi_dm[s, i, g]
+                w1, w2, w3 = wv[s, 1, g], wv[s, 2, g], wv[s, 3, g]
+                acc[s, 0] += dx * t + (w1 * xx + w2 * xy + w3 * xz) * p
+                acc[s, 1] += dy * t + (w1 * xy + w2 * yy + w3 * yz) * p
+                acc[s, 2] += dz * t + (w1 * xz + w2 * yz + w3 * zz) * p
+        for s in range(nset):
+            for x in range(3):
+                per_ao[s, x, i] += acc[s, x]

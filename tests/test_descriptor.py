@@ -184,9 +184,9 @@ def test_points_far_from_every_atom_give_zero():
 def test_compiled_kernels_equal_the_numpy_reference():
     """The numba kernels (default) against the numpy implementation of the same formulas: values,
     gradients of several mixings, kept pair derivatives and weighted atom derivatives, with two
-    channels, a point on an atom (r = 0) and a chunk with no atom within r_cut."""
+    channels, a point 1e-3 bohr from an atom and a chunk with no atom within r_cut."""
     z, atoms, points = cluster(11, n_points=60)
-    points = np.vstack([points, atoms[:1], 100.0 + points[:9]])
+    points = np.vstack([points, atoms[:1] + 1e-3, 100.0 + points[:9]])
     fast, reference = JLDescriptor(HYPER, SPECIES, chunk_size=16), JLDescriptor(HYPER, SPECIES, compiled=False)
     rng = np.random.default_rng(12)
     channels = [fast.contract(rng.normal(size=fast.n_features)) for _ in range(2)]
