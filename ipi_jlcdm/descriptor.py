@@ -162,6 +162,8 @@ class JLDescriptor:
         self._p1_minus = jacobi_polynomials(hyper.n1, hyper.alpha, hyper.beta, np.array(-1.0))
         ends = jacobi_polynomials(hyper.n2, hyper.a2, hyper.b2, np.array([-1.0, 1.0]))
         self._p2_minus, self._p2_plus = np.ascontiguousarray(ends[:, 0]), np.ascontiguousarray(ends[:, 1])
+        self._rec1 = jl_kernels.jacobi_recurrence(hyper.n1, hyper.alpha, hyper.beta)
+        self._rec2 = jl_kernels.jacobi_recurrence(hyper.n2, hyper.a2, hyper.b2)
 
     # ---------------------------------------------------------------- layout
     def _build_layout(self) -> None:
@@ -365,8 +367,8 @@ class JLDescriptor:
         offsets = np.zeros(len(points) + 1, dtype=np.int64)
         np.cumsum(np.bincount(p_idx, minlength=len(points)), out=offsets[1:])
         r, unit, j1, dj1, j2, dj2, s, amp = jl_kernels.pair_terms(
-            points, atom_coords, offsets, a_idx, spec, self.nsp, h.r_cut, h.n1, h.alpha, h.beta, h.r_min,
-            self._p1_minus, h.n2, h.a2, h.b2, self._p2_minus, self._p2_plus, h.l_max)
+            points, atom_coords, offsets, a_idx, spec, self.nsp, h.r_cut, h.n1, self._rec1, h.r_min,
+            self._p1_minus, h.n2, self._rec2, self._p2_minus, self._p2_plus, h.l_max)
         c, nch = len(points), len(channels)
         contracted = np.empty((self.nlm, c, nch, kdim))
         for l in range(h.l_max + 1):

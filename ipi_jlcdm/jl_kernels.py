@@ -28,23 +28,32 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, inline="always", fastmath=True)
-def _jacobi(x: float, n_max: int, a: float, b: float, p: np.ndarray, dp: np.ndarray) -> None:
-    """P_n^(a,b)(x) and dP_n/dx for n = 0..n_max into p, dp (three-term recurrence and its derivative)."""
-    p[0] = 1.0
-    dp[0] = 0.0
-    if n_max >= 1:
-        p[1] = (a + 1.0) + 0.5 * (a + b + 2.0) * (x - 1.0)
-        dp[1] = 0.5 * (a + b + 2.0)
+def jacobi_recurrence(n_max: int, a: float, b: float) -> np.ndarray:
+    """Coefficients (max(n_max, 1), 3) of P_(n+1) = (A_n x + B_n) P_n - C_n P_(n-1), n = 0..n_max-1,
+    for P_n^(a,b) in the standard normalization (row 0: P_1 = A_0 x + B_0, C_0 = 0)."""
+    out = np.zeros((max(n_max, 1), 3))
+    out[0] = 0.5 * (a + b + 2.0), (a + 1.0) - 0.5 * (a + b + 2.0), 0.0
     for n in range(1, n_max):
         s = 2.0 * n + a + b
         c0 = 2.0 * (n + 1) * (n + a + b + 1.0) * s
-        c1 = (s + 1.0) * (s + 2.0) * s
-        c2 = (s + 1.0) * (a * a - b * b)
-        c3 = 2.0 * (n + a) * (n + b) * (s + 2.0)
-        lin = c1 * x + c2
-        p[n + 1] = (lin * p[n] - c3 * p[n - 1]) / c0
-        dp[n + 1] = (lin * dp[n] + c1 * p[n] - c3 * dp[n - 1]) / c0
+        out[n] = ((s + 1.0) * (s + 2.0) * s / c0, (s + 1.0) * (a * a - b * b) / c0,
+                  2.0 * (n + a) * (n + b) * (s + 2.0) / c0)
+    return out
+
+
+@njit(cache=True, inline="always", fastmath=True)
+def _jacobi(x: float, n_max: int, rec: np.ndarray, p: np.ndarray, dp: np.ndarray) -> None:
+    """P_n(x) and dP_n/dx for n = 0..n_max into p, dp from the recurrence coefficients ``rec``
+    (``jacobi_recurrence``) and the recurrence's own derivative."""
+    p[0] = 1.0
+    dp[0] = 0.0
+    if n_max >= 1:
+        p[1] = rec[0, 0] * x + rec[0, 1]
+        dp[1] = rec[0, 0]
+    for n in range(1, n_max):
+        lin = rec[n, 0] * x + rec[n, 1]
+        p[n + 1] = lin * p[n] - rec[n, 2] * p[n - 1]
+        dp[n + 1] = lin * dp[n] + rec[n, 0] * p[n] - rec[n, 2] * dp[n - 1]
 
 
 @njit(cache=True, inline="always", fastmath=True)
@@ -99,13 +108,14 @@ def _harmonics(x: float, y: float, z: float, l_max: int, val: np.ndarray, grad: 
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def pair_terms(points, atom_coords, offsets, pair_atom, species, n_species, r_cut, n1, alpha1, beta1, r_min,
-               p1_minus, n2, alpha2, beta2, p2_minus, p2_plus, l_max):
+def pair_terms(points, atom_coords, offsets, pair_atom, species, n_species, r_cut, n1, rec1, r_min,
+               p1_minus, n2, rec2, p2_minus, p2_plus, l_max):
     """Pair data of one chunk of points.
 
     points (c, 3), atom_coords (natm, 3) bohr; offsets (c + 1,) and pair_atom (npair,): the CSR list
     of the atoms within r_cut of each point; species (natm,) indices into the model's species.
-    p1_minus (n1 + 1,): P_n^(alpha1, beta1)(-1); p2_minus, p2_plus (n2 + 1,): P_n^(alpha2, beta2)(-1), (1).
+    rec1, rec2: ``jacobi_recurrence`` of the one- and two-body polynomials; p1_minus (n1 + 1,): P_n(-1)
+    of the one-body ones; p2_minus, p2_plus (n2 + 1,): P_n(-1), P_n(1) of the two-body ones.
     Returns r (npair,), unit (npair, 3), j1, dj1 (npair, n1), j2, dj2 (npair, n2 - 1), s (npair, nlm)
     and amp (nlm, c, n_species * (n2 - 1)) = A^Z_{n,lm}(g) stored as [lm, g, Z * (n2 - 1) + n].
     """
@@ -146,14 +156,14 @@ def pair_terms(points, atom_coords, offsets, pair_atom, species, n_species, r_cu
             theta = k1 * (dist - r_min)
             x = np.cos(theta)
             dxdr = -k1 * np.sin(theta)
-            _jacobi(x, n1, alpha1, beta1, p1, dp1)
+            _jacobi(x, n1, rec1, p1, dp1)
             for n in range(n1):
                 j1[q, n] = (p1[n + 1] - p1_minus[n + 1]) * inside
                 dj1[q, n] = dp1[n + 1] * dxdr * inside
             theta = k2 * dist
             x = np.cos(theta)
             dxdr = -k2 * np.sin(theta)
-            _jacobi(x, n2, alpha2, beta2, p2, dp2)
+            _jacobi(x, n2, rec2, p2, dp2)
             for n in range(nr2):
                 ends = p2_plus[n + 2] - p2_minus[n + 2]
                 j2[q, n] = ((p2[n + 2] - p2_minus[n + 2]) - 0.5 * (1.0 + x) * ends) * inside
@@ -190,12 +200,13 @@ def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp,
     gradients = np.zeros((nmix if want_gradient else 0, c, 3))
     g_pair = np.zeros((nmix if want_pairs else 0, npair if want_pairs else 0, 3))
     derivatives = want_gradient or want_pairs
+    jb = np.empty((nch, nlm))
+    djb = np.empty((nch, nlm))
+    proj = np.empty((nch, nr2))
+    sval = np.empty(nlm)
+    sgrad = np.empty((nlm, 3))
+    scalars = np.empty((nch, 6))  # per channel: radial, one-body, angular x y z, l-weighted
     for g in range(c):
-        jb = np.empty((nch, nlm))
-        djb = np.empty((nch, nlm))
-        proj = np.empty((nch, nr2))
-        sval = np.empty(nlm)
-        sgrad = np.empty((nlm, 3))
         for k in range(nch):
             total = 0.0
             for lm in range(nlm):
@@ -231,6 +242,30 @@ def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp,
             ux, uy, uz = unit[q, 0], unit[q, 1], unit[q, 2]
             _harmonics(ux, uy, uz, l_max, sval, sgrad, True)
             inv_r = 1.0 / max(r[q], 1e-12)
+            for k in range(nch):
+                rk = 0.0
+                ax = 0.0
+                ay = 0.0
+                az = 0.0
+                lk = 0.0
+                for l in range(l_max + 1):
+                    for lm in range(l * l, (l + 1) * (l + 1)):
+                        rk += djb[k, lm] * sval[lm]
+                        ax += jb[k, lm] * sgrad[lm, 0]
+                        ay += jb[k, lm] * sgrad[lm, 1]
+                        az += jb[k, lm] * sgrad[lm, 2]
+                        lk += l * jb[k, lm] * sval[lm]
+                for n in range(nr2):
+                    rk -= dj2[q, n] * proj[k, n]
+                ok = 0.0
+                for n in range(n1):
+                    ok += dj1[q, n] * one_body[k, sp, n]
+                scalars[k, 0] = rk
+                scalars[k, 1] = ok
+                scalars[k, 2] = ax
+                scalars[k, 3] = ay
+                scalars[k, 4] = az
+                scalars[k, 5] = lk
             for mm in range(nmix):
                 radial = 0.0
                 one = 0.0
@@ -240,31 +275,12 @@ def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp,
                 lsum = 0.0
                 for k in range(nch):
                     w = mixings[mm, k, g]
-                    if w == 0.0:
-                        continue
-                    rk = 0.0
-                    ax = 0.0
-                    ay = 0.0
-                    az = 0.0
-                    lk = 0.0
-                    for l in range(l_max + 1):
-                        for lm in range(l * l, (l + 1) * (l + 1)):
-                            rk += djb[k, lm] * sval[lm]
-                            ax += jb[k, lm] * sgrad[lm, 0]
-                            ay += jb[k, lm] * sgrad[lm, 1]
-                            az += jb[k, lm] * sgrad[lm, 2]
-                            lk += l * jb[k, lm] * sval[lm]
-                    for n in range(nr2):
-                        rk -= dj2[q, n] * proj[k, n]
-                    ok = 0.0
-                    for n in range(n1):
-                        ok += dj1[q, n] * one_body[k, sp, n]
-                    radial += w * rk
-                    one += w * ok
-                    gx += w * ax
-                    gy += w * ay
-                    gz += w * az
-                    lsum += w * lk
+                    radial += w * scalars[k, 0]
+                    one += w * scalars[k, 1]
+                    gx += w * scalars[k, 2]
+                    gy += w * scalars[k, 3]
+                    gz += w * scalars[k, 4]
+                    lsum += w * scalars[k, 5]
                 along = 2.0 * radial + one
                 ox = along * ux + 2.0 * (gx - ux * lsum) * inv_r
                 oy = along * uy + 2.0 * (gy - uy * lsum) * inv_r

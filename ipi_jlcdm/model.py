@@ -52,6 +52,13 @@ VJP_STEP_BOHR = 1e-5
 VJP_FORWARD_STEP_BOHR = 1e-6
 
 
+#: Relative size below which a point's gradient-channel potential is left out of the displaced pass
+#: of ``deformation_density_vjp``. Measured on a uracil route (b) step (151k grid points, forces up to
+#: 0.018 Ha/bohr): 1e-12 skips 18 % of the points and moves the forces by less than 2e-9 Ha/bohr (the
+#: one-sided differences themselves differ from central ones by 1.5e-8); 1e-10 skips 24 % for 1.1e-6.
+VJP_SCREEN = 1e-12
+
+
 def envelope(rho_sad: np.ndarray, power: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """e = (max(rho_SAD, 0) + SAD_FLOOR)^p and its first two derivatives with respect to rho_SAD
     (all shaped like ``rho_sad``, e/bohr^3 in)."""
@@ -255,13 +262,18 @@ class JLCDModel:
         active = norm > 0
         direction[active] = potential[1:4, active].T / norm[active, None]
         if pairs is not None:
+            # both ends of the differences only where the gradient channels carry weight (VJP_SCREEN)
+            largest = np.abs(gradient_weights).max(axis=0)
+            kept = largest > VJP_SCREEN * max(float(largest.max()), 1e-300)
+            gradient_weights[:, ~kept] = 0.0
             step = VJP_FORWARD_STEP_BOHR
             at_points = value_weights - gradient_weights / step  # per channel f_k
             if self.envelope_power is not None:  # the pass's mixings are (1, e) and (0, 1)
                 at_points = np.array([at_points[0], at_points[1] - e * at_points[0]])
             out = pairs.contract(at_points, len(atom_coords))
-            return out + self.descriptor.atom_derivatives(points + step * direction, atomic_numbers, atom_coords,
-                                                          self.contracted, point_weights=gradient_weights / step)
+            return out + self.descriptor.atom_derivatives(
+                points[kept] + step * direction[kept], atomic_numbers, atom_coords, self.contracted,
+                point_weights=gradient_weights[:, kept] / step)
         out = np.zeros((len(atom_coords), 3))
         for sign in (1.0, -1.0):
             out += self.descriptor.atom_derivatives(

@@ -68,7 +68,7 @@ FORCE_ROUTES = ("orbital", "harris-foulkes", "anderson")
 DEFAULT_FORCE_ROUTE = "harris-foulkes"
 
 #: Points per block for the Coulomb potential of the auxiliary functions on the grid.
-COULOMB_BLOCK = 4096
+COULOMB_BLOCK = 1024
 
 
 #: Revision of the one-shot numbers for a given model file: bumped when the engine's energies,
