@@ -19,6 +19,7 @@ from pyscf.dft import gen_grid, numint
 from pyscf.scf import hf
 
 from . import jl_kernels
+from .sad_radial import radial_tables, sad_on_points
 from .threads import chunk_map
 
 T = TypeVar("T")
@@ -48,6 +49,16 @@ def grid_points(grids) -> tuple[np.ndarray, np.ndarray]:
     zero-weight padding PySCF adds for alignment. Weights can be negative (Becke partition)."""
     keep = grids.weights != 0.0
     return np.asarray(grids.coords[keep]), np.asarray(grids.weights[keep])
+
+
+def sad_density_on_points(mol: gto.Mole, coords: np.ndarray, block: int = GRID_BLOCK) -> np.ndarray:
+    """rho_SAD and its gradient (4, npts) at points (npts, 3) bohr, from the radial tables of the
+    atoms' SAD densities (``sad_radial``; equal to the density of ``sad_density_matrix`` to ~1e-12)."""
+    tables = radial_tables(mol, sad_density_matrix(mol))
+    atom_coords = mol.atom_coords()
+    slices = [slice(start, min(start + block, len(coords))) for start in range(0, len(coords), block)]
+    return np.concatenate(chunk_map(lambda sl: sad_on_points(tables, atom_coords, coords[sl]), slices), axis=1) \
+        if slices else np.zeros((4, 0))
 
 
 def map_ao_blocks(function: Callable[[slice, np.ndarray, np.ndarray], T], mol: gto.Mole, coords: np.ndarray,

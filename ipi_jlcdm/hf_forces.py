@@ -31,8 +31,10 @@ from pyscf import df, lib, scf
 from pyscf.dft import numint
 from pyscf.grad import rhf as rhf_grad
 
-from .density import add_density_responses, map_ao_blocks, per_atom
+from .density import GRID_BLOCK, add_density_responses, map_ao_blocks, per_atom
 from .positivity import PositiveDensityMap
+from .sad_radial import radial_tables, sad_atom_gradient
+from .threads import chunk_map
 
 
 @dataclass
@@ -139,32 +141,33 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
     u_xc = np.empty((4, npts))  # f_xc[rho_in] (rho_out - rho_in)
     rho_out = np.empty((4, npts))
 
+    on_sad = np.empty((4, npts))  # s u_xc (+ the envelope and positivity terms) against d rho_SAD / dR
+    on_count = np.empty((4, npts))  # w (+ those terms) against d rho_SAD / dR (the normalization)
+
     def block(sl, ao, mask):
-        """This block's parts (3, nao) of: v_xc[rho_in] against d rho_out / dR; s u_xc (+ the
-        envelope and positivity terms) against d rho_SAD / dR; w (+ those terms) against
-        d rho_SAD / dR (the normalization)."""
+        """This block's part (3, nao) of v_xc[rho_in] against d rho_out / dR; fills rho_out, u_xc,
+        on_sad and on_count at the block's points."""
         ao_t = ao.transpose(0, 2, 1)  # (10, nao, blk): eval_ao's own layout, points contiguous
-        phi_out, phi_sad = state.dm_out @ ao_t[0], state.dm_sad @ ao_t[0]  # P phi^T (nao, blk)
+        phi_out = state.dm_out @ ao_t[0]  # P phi^T (nao, blk)
         out_block = np.einsum("xig,ig->xg", ao_t[:4], phi_out)  # rho = phi P phi, grad rho = 2 grad(phi) P phi
         out_block[1:4] *= 2.0
         rho_out[:, sl] = out_block
         _, vxc, fxc = ni.eval_xc_eff(xc, rho_in[:, sl], deriv=2, xctype="GGA")[:3]
         u_xc[:, sl] = np.einsum("ijg,jg->ig", fxc, out_block - rho_in[:, sl])
         w = weights[sl]
-        on_sad = s * u_xc[:, sl] * w
+        sad_part = s * u_xc[:, sl] * w
         count = np.zeros((4, len(w)))
         count[0] = w
         # the grid part of the potential on drho, through rho_SAD (positivity map, envelope)
-        on_drho = on_sad.copy()
+        on_drho = sad_part.copy()
         on_drho[0] += s * v_delta[sl] * w
-        on_sad += state.deformation_to_sad(on_drho, sl)
-        count += state.deformation_to_sad(count, sl)
-        parts = np.zeros((3, 3, mol.nao))
-        add_density_responses(parts, ao, [state.dm_out, state.dm_sad, state.dm_sad],
-                              np.array([vxc * w, on_sad, count]), [phi_out, phi_sad, phi_sad])
-        return parts
+        on_sad[:, sl] = sad_part + state.deformation_to_sad(on_drho, sl)
+        on_count[:, sl] = count + state.deformation_to_sad(count, sl)
+        part = np.zeros((1, 3, mol.nao))
+        add_density_responses(part, ao, [state.dm_out], (vxc * w)[None], [phi_out])
+        return part[0]
 
-    per_ao_out, per_ao_sad, per_ao_count = sum(map_ao_blocks(block, mol, coords, 2), np.zeros((3, 3, mol.nao)))
+    per_ao_out = sum(map_ao_blocks(block, mol, coords, 2), np.zeros((3, mol.nao)))
 
     # the normalization: dE/ds = K / s, ds/dR = -(s / Q) dQ/dR -> a constant -K/Q on the value channel
     k_sums = comm.allreduce_sum(np.array([np.einsum("xg,xg,g->", u_xc, rho_in, weights)]))
@@ -173,7 +176,11 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
 
     potential = s * u_xc * weights
     potential[0] += (s * v_delta + shift) * weights
-    gradient = per_atom(mol, per_ao_out) + per_atom(mol, per_ao_sad) + shift * per_atom(mol, per_ao_count)
+    on_sad += shift * on_count
+    tables = radial_tables(mol, state.dm_sad)
+    blocks = [slice(start, min(start + GRID_BLOCK, npts)) for start in range(0, npts, GRID_BLOCK)]
+    gradient = per_atom(mol, per_ao_out) + sum(chunk_map(
+        lambda sl: sad_atom_gradient(tables, atom_coords, coords[sl], on_sad[:, sl]), blocks), np.zeros((mol.natm, 3)))
     lap("forces: grid terms")
     gradient += source.deformation_density_vjp(coords, z, atom_coords, state.deformation_to_raw(potential),
                                                rho_sad=state.rho_sad, pairs=state.model_pairs)

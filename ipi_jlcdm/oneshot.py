@@ -46,6 +46,7 @@ from .density import (
     map_ao_blocks,
     per_atom,
     sad_density_matrix,
+    sad_density_on_points,
 )
 from .hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
 from .level import LevelOfTheory
@@ -134,7 +135,7 @@ class OneShotEngine:
         dm_sad = sad_density_matrix(mol)
         timer.lap("grid")
 
-        rho_sad = density_on_points(mol, dm_sad, coords, gradient=True)
+        rho_sad = sad_density_on_points(mol, coords)
         timer.lap("rho_sad")
         consistent = self.compute_forces and self.forces == "harris-foulkes"
         envelope, model_pairs = None, None

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .dataset import ReferenceData
-from .density import density_on_points, grid_points, sad_density_matrix
+from .density import density_on_points, grid_points, sad_density_on_points
 from .descriptor import JLHyperparameters
 from .model import JLCDModel
 from .positivity import PositiveDensityMap
@@ -51,7 +51,7 @@ def frame_grid(data: ReferenceData, k: int, grid_level: int) -> FrameGrid:
     mol = level.make_mol(data.atomic_numbers, data.coords_bohr[k])
     coords, weights = grid_points(level.make_grids(mol))
     rho_scf = density_on_points(mol, data.density_matrix[k], coords, gradient=False)
-    rho_sad = density_on_points(mol, sad_density_matrix(mol), coords, gradient=False)
+    rho_sad = sad_density_on_points(mol, coords)[0]
     return FrameGrid(coords, weights, rho_scf, rho_sad)
 
 

@@ -3,8 +3,9 @@
     python tools/bench_mpi.py [--ranks 1 2] [--steps 3] [--model uracil] [--xyz inputs/uracil/uracil.xyz]
                               [--forces orbital|harris-foulkes|anderson]
 
-For each rank count N it runs ``mpiexec -n N`` (OMP_NUM_THREADS=1 per rank) on the same geometries
-and reports, from rank 0, the grid part (SAD density, model, Coulomb right-hand side, XC; the parts
+For each rank count N it runs ``mpiexec -n N`` (``--threads`` per rank, default 1) on the same
+geometries and reports, from rank 0, the grid part (SAD density, model, Coulomb right-hand side, XC,
+the grid terms of the forces, the model's vector-Jacobian product, the Anderson steps: the parts
 split over ranks) and the whole step, the speed-up and parallel efficiency T1 / (N T_N), and an
 Amdahl projection T(N) = S + P/N with P = 2 (T1 - T2) and S = T1 - P fitted from 1 and 2 ranks.
 """
@@ -21,7 +22,7 @@ import time
 from ipi_jlcdm.ipi_run import mpiexec_path
 from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
 
-GRID_STAGES = ("rho_sad", "model", "coulomb", "xc")
+GRID_STAGES = ("rho_sad", "model", "coulomb", "xc", "forces: grid terms", "vjp", "anderson")
 
 
 def worker(args) -> None:
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--xyz", default="inputs/uracil/uracil.xyz")
     parser.add_argument("--forces", choices=FORCE_ROUTES, default=DEFAULT_FORCE_ROUTE,
                         help=f"one-shot force route (default {DEFAULT_FORCE_ROUTE})")
+    parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each rank (default 1)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -65,10 +67,11 @@ def main() -> None:
     for n in args.ranks:
         cmd = [mpiexec, "-n", str(n), sys.executable, __file__, "--worker", "--steps", str(args.steps),
                "--model", args.model, "--xyz", args.xyz, "--forces", args.forces]
-        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                             check=True)
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
         results[n] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{n} rank(s): step {results[n]['step']:.2f} s, grid part {results[n]['grid']:.2f} s; stages "
+        print(f"{n} rank(s) x {args.threads} thread(s): step {results[n]['step']:.2f} s, "
+              f"grid part {results[n]['grid']:.2f} s; stages "
               + ", ".join(f"{k} {v:.2f}" for k, v in results[n]["stages"].items()), flush=True)
     t1 = results[min(results)]
     for n, res in sorted(results.items()):
