@@ -98,10 +98,12 @@ def coulomb_gradient(mol, fit, dm_out: np.ndarray, dm_sad: np.ndarray, fit_chang
     auxmol, d_in, delta = fit.auxmol, fit.fit, fit_change
     ip1 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip1", aosym="s1", comp=3)  # (3, nao, nao, naux): (d mu nu|P)
     nao, naux = mol.nao, auxmol.nao
-    # both fits against the auxiliary index in one matrix product, then each with its density matrix
-    by_fit = (ip1.reshape(-1, naux) @ np.stack([d_in, scale * delta], axis=1)).reshape(3, nao, nao, 2)
-    del ip1
-    per_ao = np.einsum("xijd,dij->xi", by_fit, np.array([dm_out, dm_sad]))
+    # both fits against the auxiliary index in one matrix product per component, in the layout libcint
+    # writes (x, P, j, i contiguous), then each with its density matrix
+    native = ip1.transpose(0, 3, 2, 1).reshape(3, naux, nao * nao)  # a view, no copy
+    by_fit = (np.stack([d_in, scale * delta]) @ native).reshape(3, 2, nao, nao)  # [x, fit, j, i]
+    del ip1, native
+    per_ao = np.einsum("xdji,dij->xi", by_fit, np.array([dm_out, dm_sad]))
     # (mu nu|d P) is symmetric in mu nu: the packed lower triangle (3, npair, naux), half the integrals
     ip2 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip2", aosym="s2ij", comp=3)
     packed = np.array([lib.pack_tril(2.0 * dm - np.diag(np.diag(dm))) for dm in (dm_out, dm_sad)])  # (2, npair)

@@ -38,6 +38,7 @@ from pyscf.dft import numint
 from pyscf.dft.gen_grid import make_mask
 from pyscf.grad import rks as rks_grad
 
+from . import jl_kernels
 from .anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES, anderson_steps, dipole_of
 from .density import (
     add_density_response,
@@ -347,16 +348,19 @@ def _xc_terms(mol: gto.Mole, xc: str, coords: np.ndarray, weights: np.ndarray, r
     extra = np.empty_like(rho_in) if extra_dm is not None else None
 
     def block(sl, ao, mask):
+        ao_t = ao.transpose(0, 2, 1)  # (4, nao, blk): eval_ao's own layout, points contiguous
         rho = rho_in[:, sl]
         if extra is not None:
-            extra[:, sl] = numint.eval_rho(mol, ao, extra_dm, mask, "GGA", hermi=1)
+            phi_dm = extra_dm @ ao_t[0]
+            extra[:, sl] = np.einsum("xig,ig->xg", ao_t, phi_dm)  # rho = phi P phi, grad rho = 2 grad(phi) P phi
+            extra[1:4, sl] *= 2.0
             rho = rho + extra_weight * extra[:, sl]
         exc, vxc = ni.eval_xc_eff(xc, rho, deriv=1, xctype="GGA")[:2]
         w = weights[sl]
         wv = vxc * w
         wv[0] *= 0.5
-        return (ao[0].T @ np.einsum("xgi,xg->gi", ao, wv), float(w @ (rho[0] * exc)),
-                float(np.einsum("xg,xg,g->", vxc, rho, w)))
+        scaled = jl_kernels.scaled_ao(ao_t, np.ascontiguousarray(wv[None]))[0]  # (nao, blk)
+        return ao_t[0] @ scaled.T, float(w @ (rho[0] * exc)), float(np.einsum("xg,xg,g->", vxc, rho, w))
 
     parts = map_ao_blocks(block, mol, coords, 1)
     v_matrix = sum((p[0] for p in parts), np.zeros((mol.nao, mol.nao)))
