@@ -327,7 +327,7 @@ class JLDescriptor:
 
         def run(chunk: slice):
             _, _, per_pair, p_idx, a_idx = self._chunk(points[chunk], spec, atom_coords, channels,
-                                                       mixing[None, :, chunk], False, True)
+                                                       mixing[None, :, chunk], False, True, want_values=False)
             g_pair = per_pair[0]  # already carries the mixing weights
             if point_weights is None:
                 return chunk, p_idx, a_idx, g_pair
@@ -348,17 +348,21 @@ class JLDescriptor:
             return chunk_map(function, self._chunks(n))
         return [function(chunk) for chunk in self._chunks(n)]
 
-    def _chunk(self, points, spec, atom_coords, channels, mixings, want_grad: bool, want_atoms: bool):
-        """One chunk of ``predict_mixed`` / ``atom_derivatives``: (values (nch, c), gradients
-        (nmix, c, 3) or None, per-pair parts (nmix, npair, 3) or None, pair points, pair atoms)."""
+    def _chunk(self, points, spec, atom_coords, channels, mixings, want_grad: bool, want_atoms: bool,
+               want_values: bool = True):
+        """One chunk of ``predict_mixed`` / ``atom_derivatives``: (values (nch, c) (zeros without
+        ``want_values`` on the compiled path), gradients (nmix, c, 3) or None, per-pair parts
+        (nmix, npair, 3) or None, pair points, pair atoms)."""
         atom_coords = np.asarray(atom_coords, float)
         if self.compiled:
-            return self._compiled_chunk(points, spec, atom_coords, channels, mixings, want_grad, want_atoms)
+            return self._compiled_chunk(points, spec, atom_coords, channels, mixings, want_grad, want_atoms,
+                                        want_values)
         geometry = self._chunk_geometry(points, spec, atom_coords)
         values, grads, per_pair = self._predict_chunk(geometry, channels, mixings, want_grad, want_atoms)
         return values, grads, per_pair, geometry.p_idx, geometry.a_idx
 
-    def _compiled_chunk(self, points, spec, atom_coords, channels, mixings, want_grad: bool, want_atoms: bool):
+    def _compiled_chunk(self, points, spec, atom_coords, channels, mixings, want_grad: bool, want_atoms: bool,
+                        want_values: bool = True):
         """``_chunk`` by the numba kernels: pair terms and species sums, the contraction B_l = A_l C_l
         (one BLAS product per l for all channels), then values and per-pair derivatives."""
         h, _nr2, kdim = self.hyper, self.nr2, self.nsp * self.nr2
@@ -379,7 +383,7 @@ class JLDescriptor:
         self_term = np.array([coefs.self_term for coefs in channels])
         values, grads, g_pair = jl_kernels.pair_outputs(
             offsets, a_idx, spec, unit, r, j1, dj1, j2, dj2, s, amp, contracted, one_body, self_term,
-            np.ascontiguousarray(mixings, dtype=float), h.l_max, want_grad, want_atoms)
+            np.ascontiguousarray(mixings, dtype=float), h.l_max, want_values, want_grad, want_atoms)
         return values, (grads if want_grad else None), (g_pair if want_atoms else None), p_idx, a_idx
 
     def _pair_terms(self, points: np.ndarray, atom_coords: np.ndarray):

@@ -179,7 +179,7 @@ def pair_terms(points, atom_coords, offsets, pair_atom, species, n_species, r_cu
 
 @njit(cache=True, nogil=True, fastmath=True)
 def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp, contracted, one_body, self_term,
-                 mixings, l_max, want_gradient, want_pairs):
+                 mixings, l_max, want_values, want_gradient, want_pairs):
     """Values, spatial gradients and per-pair atom-derivative parts of one chunk (after the contraction).
 
     contracted (nlm, c, nch, K): B = A C_l per channel; one_body (nch, nsp, n1); self_term
@@ -207,12 +207,13 @@ def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp,
     sgrad = np.empty((nlm, 3))
     scalars = np.empty((nch, 6))  # per channel: radial, one-body, angular x y z, l-weighted
     for g in range(c):
-        for k in range(nch):
-            total = 0.0
-            for lm in range(nlm):
-                for kk in range(kdim):
-                    total += amp[lm, g, kk] * contracted[lm, g, k, kk]
-            values[k, g] = total
+        if want_values:
+            for k in range(nch):
+                total = 0.0
+                for lm in range(nlm):
+                    for kk in range(kdim):
+                        total += amp[lm, g, kk] * contracted[lm, g, k, kk]
+                values[k, g] = total
         for q in range(offsets[g], offsets[g + 1]):
             sp = species[pair_atom[q]]
             base = sp * nr2

@@ -123,15 +123,21 @@ def _interpolate(table, r, r_max, stretch):
     return value, first / h, second / (h * h)
 
 
+@njit(cache=True, inline="always")
+def _separation(points, g, atom_coords, a):
+    """r_g - R_a as (dx, dy, dz) and its length (bohr)."""
+    dx = points[g, 0] - atom_coords[a, 0]
+    dy = points[g, 1] - atom_coords[a, 1]
+    dz = points[g, 2] - atom_coords[a, 2]
+    return dx, dy, dz, np.sqrt(dx * dx + dy * dy + dz * dz)
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def _sad_on_points(points, atom_coords, element, tables, r_max, stretch):
     out = np.zeros((4, points.shape[0]))
     for g in range(points.shape[0]):
         for a in range(atom_coords.shape[0]):
-            dx = points[g, 0] - atom_coords[a, 0]
-            dy = points[g, 1] - atom_coords[a, 1]
-            dz = points[g, 2] - atom_coords[a, 2]
-            r = np.sqrt(dx * dx + dy * dy + dz * dz)
+            dx, dy, dz, r = _separation(points, g, atom_coords, a)
             if r >= r_max:
                 continue
             value, first, _ = _interpolate(tables[element[a]], r, r_max, stretch)
@@ -153,10 +159,7 @@ def _sad_atom_gradient(points, atom_coords, element, tables, r_max, stretch, pot
         if u0 == 0.0 and ux == 0.0 and uy == 0.0 and uz == 0.0:
             continue
         for a in range(natm):
-            dx = points[g, 0] - atom_coords[a, 0]
-            dy = points[g, 1] - atom_coords[a, 1]
-            dz = points[g, 2] - atom_coords[a, 2]
-            r = np.sqrt(dx * dx + dy * dy + dz * dz)
+            dx, dy, dz, r = _separation(points, g, atom_coords, a)
             if r >= r_max:
                 continue
             _, first, second = _interpolate(tables[element[a]], r, r_max, stretch)
