@@ -8,10 +8,13 @@ with A^Z_{nlm}(g) = sum_{i in Z} J2_n(r_gi) S_lm(u_gi) (Racah-normalized real ha
 addition theorem has no prefactor) and n = 2..n2. Species pairs with Z = Z' keep n <= n'; pairs
 Z < Z' keep all (n, n').
 
-Lengths in bohr. Work is chunked over points (``chunk_size``, small enough that a chunk's arrays
-stay in cache: 256 points measured fastest, 3x faster than 2048) and vectorized over the
-(point, atom) pairs within r_cut of a chunk; never a Python loop over points. Memory per chunk is
-O(chunk_size * atoms * (n1 + n2 * (l_max+1)^2)), independent of the number of points.
+Lengths in bohr. Work is chunked over points (``chunk_size``). Predictions and atom derivatives
+run by default through the compiled kernels of ``jl_kernels`` (pair terms and derivatives) around
+one BLAS product per l for the contraction with the coefficients, one chunk per thread
+(``threads``); the numpy implementation below (``compiled=False``), vectorized over the
+(point, atom) pairs of a chunk, is the reference the tests compare them with, and the training
+path (``features``). Memory per chunk is O(chunk_size * atoms * (n1 + n2 * (l_max+1)^2)),
+independent of the number of points.
 """
 
 from __future__ import annotations

@@ -91,36 +91,49 @@ def core_gradient(mol, mo_energy, mo_coeff, mo_occ, dm: np.ndarray) -> np.ndarra
     return out + grad.grad_nuc(mol)
 
 
-def coulomb_gradient(mol, fit, dm_out: np.ndarray, dm_sad: np.ndarray, fit_change: np.ndarray, scale: float
-                     ) -> np.ndarray:
+def coulomb_gradient(mol, fit, dm_out: np.ndarray, dm_sad: np.ndarray, fit_change: np.ndarray, scale: float,
+                     rank: int = 0, size: int = 1) -> np.ndarray:
     """The analytic Coulomb terms (natm, 3):
-    d_in.db[P_out]/dR + s Dd.db[P_SAD]/dR - d_in.dM/dR (d_in/2 + Dd) + s sum_{Q in A} Dd_Q (rhs_gradient)_Q."""
+    d_in.db[P_out]/dR + s Dd.db[P_SAD]/dR - d_in.dM/dR (d_in/2 + Dd) + s sum_{Q in A} Dd_Q (rhs_gradient)_Q.
+
+    With ``size`` > 1 this rank's share: the 3-centre terms over its contiguous range of auxiliary
+    shells (about naux / size functions), the 2-centre and grid terms on rank 0; the shares add up."""
     auxmol, d_in, delta = fit.auxmol, fit.fit, fit_change
-    ip1 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip1", aosym="s1", comp=3)  # (3, nao, nao, naux): (d mu nu|P)
     nao, naux = mol.nao, auxmol.nao
-    # both fits against the auxiliary index in one matrix product per component, in the layout libcint
-    # writes (x, P, j, i contiguous), then each with its density matrix
-    native = ip1.transpose(0, 3, 2, 1).reshape(3, naux, nao * nao)  # a view, no copy
-    by_fit = (np.stack([d_in, scale * delta]) @ native).reshape(3, 2, nao, nao)  # [x, fit, j, i]
-    del ip1, native
-    per_ao = np.einsum("xdji,dij->xi", by_fit, np.array([dm_out, dm_sad]))
-    # (mu nu|d P) is symmetric in mu nu: the packed lower triangle (3, npair, naux), half the integrals
-    ip2 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip2", aosym="s2ij", comp=3)
-    packed = np.array([lib.pack_tril(2.0 * dm - np.diag(np.diag(dm))) for dm in (dm_out, dm_sad)])  # (2, npair)
-    contracted = np.einsum("dp,xpP->dxP", packed, ip2)
-    per_aux = contracted[0] * d_in + contracted[1] * scale * delta
-    del ip2
-    metric_ip1 = auxmol.intor("int2c2e_ip1")  # (3, naux, naux): (d P|Q)
-    y = 0.5 * d_in + delta
-    per_aux -= np.einsum("xPQ,Q->xP", metric_ip1, y) * d_in + np.einsum("xPQ,Q->xP", metric_ip1, d_in) * y
+    ao_loc = auxmol.ao_loc_nr()
+    s0, s1 = np.searchsorted(ao_loc, [naux * rank / size, naux * (rank + 1) / size])
+    s0, s1 = int(s0), int(min(s1, auxmol.nbas))
+    q0, q1 = int(ao_loc[s0]), int(ao_loc[s1])
+    per_aux = np.zeros((3, naux))
+    per_ao = np.zeros((3, nao))
+    if q1 > q0:
+        shells = (0, mol.nbas, 0, mol.nbas, s0, s1)
+        ip1 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip1", aosym="s1", comp=3, shls_slice=shells)  # (d mu nu|P)
+        # both fits against the auxiliary index in one matrix product per component, in the layout libcint
+        # writes (x, P, j, i contiguous), then each with its density matrix
+        native = ip1.transpose(0, 3, 2, 1).reshape(3, q1 - q0, nao * nao)  # a view, no copy
+        by_fit = (np.stack([d_in[q0:q1], scale * delta[q0:q1]]) @ native).reshape(3, 2, nao, nao)  # [x, fit, j, i]
+        del ip1, native
+        per_ao = np.einsum("xdji,dij->xi", by_fit, np.array([dm_out, dm_sad]))
+        # (mu nu|d P) is symmetric in mu nu: the packed lower triangle (3, npair, naux), half the integrals
+        ip2 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip2", aosym="s2ij", comp=3, shls_slice=shells)
+        packed = np.array([lib.pack_tril(2.0 * dm - np.diag(np.diag(dm))) for dm in (dm_out, dm_sad)])
+        contracted = np.einsum("dp,xpP->dxP", packed, ip2)
+        per_aux[:, q0:q1] = contracted[0] * d_in[q0:q1] + contracted[1] * scale * delta[q0:q1]
+        del ip2
+    if rank == 0:
+        metric_ip1 = auxmol.intor("int2c2e_ip1")  # (3, naux, naux): (d P|Q)
+        y = 0.5 * d_in + delta
+        per_aux -= np.einsum("xPQ,Q->xP", metric_ip1, y) * d_in + np.einsum("xPQ,Q->xP", metric_ip1, d_in) * y
     # d/dR_A of a function centred on A is minus its derivative in r: all three terms change sign
     per_aux = -per_aux
-    per_aux += scale * (delta[:, None] * fit.rhs_gradient).T
+    if rank == 0:
+        per_aux += scale * (delta[:, None] * fit.rhs_gradient).T
     out = -2.0 * np.array([per_ao[:, p0:p1].sum(axis=1) for _, _, p0, p1 in mol.aoslice_by_atom()])
     aux_slices = auxmol.aoslice_by_atom()
     for atom in range(mol.natm):
-        q0, q1 = aux_slices[atom, 2:]
-        out[atom] += per_aux[:, q0:q1].sum(axis=1)
+        a0, a1 = aux_slices[atom, 2:]
+        out[atom] += per_aux[:, a0:a1].sum(axis=1)
     return out
 
 
@@ -190,8 +203,8 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
     if comm.rank == 0:
         gradient += core_gradient(mol, state.mo_energy, state.mo_coeff, state.mo_occ, state.dm_out)
         lap("forces: core terms")
-        gradient += coulomb_gradient(mol, fit, state.dm_out, state.dm_sad, delta, s)
-        lap("forces: Coulomb terms")
+    gradient += coulomb_gradient(mol, fit, state.dm_out, state.dm_sad, delta, s, comm.rank, comm.size)
+    lap("forces: Coulomb terms")
     return comm.allreduce_sum(gradient), rho_out
 
 

@@ -93,6 +93,8 @@ def floor_parts(level, mol, dm) -> dict[str, float]:
 
 def cold_geometries(frame: Frame, args) -> list[np.ndarray]:
     """Unrelated geometries for the single-point comparison (no history)."""
+    if args.cold_frames <= 0:
+        return []
     if args.replicas == 1 and UNRELATED_FRAMES.is_file():
         frames = read_frames(UNRELATED_FRAMES)
         if len(frames) >= args.cold_frames and np.array_equal(frames[0].atomic_numbers, frame.atomic_numbers):
