@@ -64,8 +64,8 @@ FORCE_ROUTES = ("orbital", "harris-foulkes", "anderson")
 
 #: The default route, chosen as DESIGN section 5 asks, by force error and NVE drift: with the shipped
 #: uracil model route (b) meets issue 4's force goals (9 / 27 meV/Å at 300 / 500 K) where the orbital
-#: gradient does not (96 meV/Å at 500 K), and it conserves the energy it serves; it costs 19.5 s per
-#: uracil step against 11.4 s (tools/bench_step.py). Route (a) needs only the model's density; (b) also
+#: gradient does not (96 meV/Å at 500 K), and it conserves the energy it serves; it costs 10.7 s per
+#: uracil step against 7.1 s (tools/bench_step.py, 2 cores). Route (a) needs only the model's density; (b) also
 #: its atom derivatives (``deformation_density_vjp``), which every JLCDModel has.
 DEFAULT_FORCE_ROUTE = "harris-foulkes"
 
