@@ -25,8 +25,11 @@ def packaged_inputs(name: str = "uracil") -> Path:
 
 def run_demo(output_dir: Path, nvt_steps: int, nve_steps: int, engine: str = "jlcdm", model: str = "uracil",
              grid_level: int | None = None, log=sys.stderr, timeout_s: float = 24 * 3600.0,
-             forces: str = DEFAULT_FORCE_ROUTE) -> dict[str, Path]:
-    """Run NVT then NVE (from the NVT checkpoint) and the IR spectrum; returns the output files."""
+             forces: str = DEFAULT_FORCE_ROUTE, mpi_ranks: int = 1) -> dict[str, Path]:
+    """Run NVT then NVE (from the NVT checkpoint) and the IR spectrum; returns the output files.
+    ``mpi_ranks`` > 1: the driver under ``mpiexec -n mpi_ranks`` with one thread per rank (jlcdm only)."""
+    if mpi_ranks > 1 and engine != "jlcdm":
+        raise ValueError(f"--mpi-ranks: the {engine} engine runs on one process")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     inputs = packaged_inputs()
@@ -37,15 +40,17 @@ def run_demo(output_dir: Path, nvt_steps: int, nve_steps: int, engine: str = "jl
     extra = ["--grid-level", str(grid_level)] if grid_level is not None else []
     if engine == "jlcdm":
         extra += ["--forces", forces]
-    cmd = driver_command(address, engine, model, extra)
+    cmd = driver_command(address, engine, model, extra, mpi_ranks=mpi_ranks)
+    driver_env = {"OMP_NUM_THREADS": "1"} if mpi_ranks > 1 else None  # one thread per rank
     t0 = time.perf_counter()
-    print(f"demo: uracil, engine {engine} (forces {forces}), model {model}, outputs in {output_dir}/",
+    ranks = f", {mpi_ranks} MPI ranks" if mpi_ranks > 1 else ""
+    print(f"demo: uracil, engine {engine} (forces {forces}{ranks}), model {model}, outputs in {output_dir}/",
           file=log, flush=True)
     print(f"demo: NVT 300 K, {nvt_steps} steps of {TIMESTEP_FS} fs (i-PI + ipi-jlcdm driver) ...", file=log, flush=True)
-    run_ipi_with_driver(output_dir, "nvt.xml", address, cmd, timeout_s, tag="nvt")
+    run_ipi_with_driver(output_dir, "nvt.xml", address, cmd, timeout_s, tag="nvt", driver_env=driver_env)
     print(f"demo: NVT done ({time.perf_counter() - t0:.0f} s); NVE {nve_steps} steps from nvt.chk ...",
           file=log, flush=True)
-    run_ipi_with_driver(output_dir, "nve.xml", address, cmd, timeout_s, tag="nve")
+    run_ipi_with_driver(output_dir, "nve.xml", address, cmd, timeout_s, tag="nve", driver_env=driver_env)
     print(f"demo: NVE done ({time.perf_counter() - t0:.0f} s); IR spectrum from nve.dip_0", file=log, flush=True)
     props = read_properties(output_dir / "nve.out")
     energy = conservation(props)

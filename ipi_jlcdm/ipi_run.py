@@ -82,8 +82,9 @@ def _exit_on_sigterm(signum, frame) -> None:
 
 
 def run_ipi_with_driver(workdir: Path, xml: str, address: str, driver_cmd: list[str], timeout_s: float = 24 * 3600.0,
-                        log=sys.stderr, tag: str = "") -> None:
-    """Run ``i-pi xml`` in ``workdir`` with one driver; return when i-PI finishes. Raises RunFailed
+                        log=sys.stderr, tag: str = "", driver_env: dict[str, str] | None = None) -> None:
+    """Run ``i-pi xml`` in ``workdir`` with one driver (``driver_env``: variables set for it on top of
+    this process's environment); return when i-PI finishes. Raises RunFailed
     (after stopping both) if either fails or ``timeout_s`` passes. On KeyboardInterrupt or SIGTERM
     (e.g. ``kill`` of a campaign, a batch system's time limit) both are stopped too, i-PI with SIGINT
     so that it writes its checkpoint: nothing keeps running unattended."""
@@ -97,7 +98,7 @@ def run_ipi_with_driver(workdir: Path, xml: str, address: str, driver_cmd: list[
         with open(workdir / f"{tag}.ipi.log", "w") as ipi_log, open(workdir / f"{tag}.driver.log", "w") as drv_log:
             ipi = subprocess.Popen([ipi_executable(), xml], cwd=workdir, stdout=ipi_log, stderr=subprocess.STDOUT)
             driver = subprocess.Popen(driver_cmd, cwd=workdir, stdout=drv_log, stderr=subprocess.STDOUT,
-                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                      env={**os.environ, **(driver_env or {}), "PYTHONUNBUFFERED": "1"})
             deadline = time.monotonic() + timeout_s
             while True:
                 if ipi.poll() is not None:

@@ -25,7 +25,8 @@ from pyscf.dft import numint
 #: leave below 1e-20 e/bohr^3 there).
 R_MAX_BOHR = 30.0
 #: Nodes of the radial tables and the stretch s of their map: measured against the AO evaluation on
-#: uracil's level-3 grid, largest error 3e-12 relative to rho_SAD's largest value (see tests).
+#: uracil's level-3 grid, largest errors 1e-15 of rho_SAD's largest value and 8e-12 of its gradient's
+#: (tests/test_grid_kernels.py checks 1e-10).
 N_NODES = 4000
 STRETCH = 12.0
 

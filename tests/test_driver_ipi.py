@@ -90,6 +90,13 @@ def test_wrong_species_is_refused_before_connecting(tmp_path, capsys):
     assert "Z=[6, 7]" in capsys.readouterr().err
 
 
+def test_demo_refuses_mpi_ranks_for_the_scf_engine_before_starting(tmp_path, capsys):
+    code = main(["demo", "--engine", "scf", "--mpi-ranks", "2", "--output-dir", str(tmp_path / "out")])
+    assert code == 2
+    assert "--mpi-ranks 2" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing started, nothing written
+
+
 def test_unreachable_socket_gives_up(tmp_path, capsys):
     code = main(["driver", "--model", str(WATER_MODEL), "--unix", "nobody_listens_here", "--connect-timeout-s", "1",
                  "--structure", str(REPO / "tests" / "data" / "water.xyz")])
