@@ -15,6 +15,10 @@ from pyscf.data import elements
 from .units import ANGSTROM_PER_BOHR, BOHR_PER_ANGSTROM
 
 _IPI_POSITION_UNITS = re.compile(r"positions\{(\w+)\}")
+
+#: Atoms closer than this (angstrom) are refused as input: no molecule has them, and the basis
+#: functions of two atoms at one place make the overlap matrix singular.
+MIN_DISTANCE_ANGSTROM = 0.3
 _LENGTH_TO_BOHR = {"angstrom": BOHR_PER_ANGSTROM, "atomic_unit": 1.0, "bohr": 1.0, "nanometer": 10 * BOHR_PER_ANGSTROM}
 
 
@@ -31,9 +35,32 @@ def symbol_to_z(symbol: str) -> int:
     """Atomic number of an element symbol ('C', 'cl', 'H1' -> 1)."""
     clean = re.sub(r"[^A-Za-z]", "", symbol)
     try:
-        return int(elements.charge(clean))
+        z = int(elements.charge(clean))
     except Exception as err:  # pyscf raises KeyError or similar
         raise ValueError(f"unknown element symbol {symbol!r}") from err
+    if z <= 0:  # PySCF's ghost and dummy atoms ('X', 'Xx', 'Ghost')
+        raise ValueError(f"unknown element symbol {symbol!r}")
+    return z
+
+
+def check_geometry(coords_bohr: np.ndarray, where: str, atom_lines: list[int] | None = None) -> None:
+    """ValueError naming ``where`` (file and frame) if coordinates (natm, 3) bohr are not finite or
+    two atoms are closer than MIN_DISTANCE_ANGSTROM; ``atom_lines`` (natm,) the file's line numbers."""
+    def atom(k: int) -> str:
+        return f"atom {k + 1}" + (f" (line {atom_lines[k]})" if atom_lines is not None else "")
+
+    bad = np.nonzero(~np.all(np.isfinite(coords_bohr), axis=1))[0]
+    if bad.size:
+        raise ValueError(f"{where}: {atom(int(bad[0]))} has a non-finite coordinate")
+    if len(coords_bohr) > 1:
+        diff = coords_bohr[:, None, :] - coords_bohr[None, :, :]
+        dist = np.sqrt(np.einsum("ijx,ijx->ij", diff, diff)) * ANGSTROM_PER_BOHR
+        dist[np.diag_indices(len(dist))] = np.inf
+        i, j = np.unravel_index(int(np.argmin(dist)), dist.shape)
+        if dist[i, j] < MIN_DISTANCE_ANGSTROM:
+            i, j = min(i, j), max(i, j)
+            raise ValueError(f"{where}: {atom(i)} and {atom(j)} are {dist[i, j]:.3f} angstrom apart "
+                             f"(closer than {MIN_DISTANCE_ANGSTROM} angstrom)")
 
 
 def read_xyz(path: str | Path) -> list[Frame]:
@@ -51,7 +78,10 @@ def read_xyz(path: str | Path) -> list[Frame]:
         try:
             natm = int(lines[i].split()[0])
         except ValueError as err:
-            raise ValueError(f"{path}:{i + 1}: expected an atom count, got {lines[i]!r}") from err
+            hint = " (more atom lines than the previous frame announced?)" if frames else ""
+            raise ValueError(f"{path}:{i + 1}: expected an atom count, got {lines[i]!r}{hint}") from err
+        if natm < 1:
+            raise ValueError(f"{path}:{i + 1}: frame announces {natm} atoms")
         if i + 2 + natm > len(lines):
             raise ValueError(f"{path}:{i + 1}: frame announces {natm} atoms but the file ends early")
         comment = lines[i + 1]
@@ -62,12 +92,17 @@ def read_xyz(path: str | Path) -> list[Frame]:
         zs, xyz = [], []
         for k, line in enumerate(lines[i + 2 : i + 2 + natm]):
             parts = line.split()
+            where = f"{path}:{i + 3 + k} (frame {len(frames)})"
+            if len(parts) < 4:
+                raise ValueError(f"{where}: expected 'symbol x y z', got {len(parts)} column(s): {line!r}")
             try:
                 zs.append(symbol_to_z(parts[0]))
                 xyz.append([float(v) for v in parts[1:4]])
-            except (ValueError, IndexError) as err:
-                raise ValueError(f"{path}:{i + 3 + k}: bad atom line {line!r}") from err
-        frames.append(Frame(np.array(zs), np.array(xyz) * _LENGTH_TO_BOHR[unit], comment))
+            except ValueError as err:
+                raise ValueError(f"{where}: bad atom line {line!r} ({err})") from err
+        coords = np.array(xyz, dtype=float).reshape(natm, 3) * _LENGTH_TO_BOHR[unit]
+        check_geometry(coords, f"{path} (frame {len(frames)})", [i + 3 + k for k in range(natm)])
+        frames.append(Frame(np.array(zs, dtype=int), coords, comment))
         i += 2 + natm
     if not frames:
         raise ValueError(f"{path}: no frames found")
@@ -79,6 +114,8 @@ def read_rmd17(path: str | Path) -> list[Frame]:
     with np.load(path) as data:
         zs = np.asarray(data["nuclear_charges"], dtype=int)
         coords = np.asarray(data["coords"], dtype=float) * BOHR_PER_ANGSTROM
+    for k, c in enumerate(coords):
+        check_geometry(c, f"{path} (frame {k})")
     return [Frame(zs, c, f"rmd17 frame {k}") for k, c in enumerate(coords)]
 
 

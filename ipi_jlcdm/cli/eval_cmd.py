@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -34,10 +35,13 @@ def run(args: argparse.Namespace) -> int:
         for frame in frames:
             engine.compute(frame.atomic_numbers, frame.coords_bohr)
         return 0
-    with open(args.output, "w") as out:
+    with contextlib.ExitStack() as stack:
+        out = None  # opened with the first finished frame: a run that fails before it leaves no file
         for k, frame in enumerate(frames):
             t0 = time.perf_counter()
             res = engine.compute(frame.atomic_numbers, frame.coords_bohr)
+            if out is None:
+                out = stack.enter_context(open(args.output, "w"))
             keys = {"energy": res.energy * EV_PER_HARTREE, "dipole": res.dipole * ANGSTROM_PER_BOHR,
                     "gap": res.gap * EV_PER_HARTREE}
             if args.engine == "jlcdm":
