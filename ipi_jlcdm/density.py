@@ -51,14 +51,31 @@ def grid_points(grids) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(grids.coords[keep]), np.asarray(grids.weights[keep])
 
 
-def sad_density_on_points(mol: gto.Mole, coords: np.ndarray, block: int = GRID_BLOCK) -> np.ndarray:
+def grid_blocks(npts: int, block: int = GRID_BLOCK) -> list[slice]:
+    """Consecutive slices of at most ``block`` points covering npts points."""
+    return [slice(start, min(start + block, npts)) for start in range(0, npts, block)]
+
+
+def density_from_phi(ao_t: np.ndarray, dm_phi: np.ndarray) -> np.ndarray:
+    """rho and grad rho (4, blk) of a symmetric density matrix P from AO values ao_t (>= 4, nao, blk)
+    (points contiguous) and P phi^T (nao, blk): rho = phi P phi, grad rho = 2 grad(phi) P phi."""
+    rho = np.einsum("xig,ig->xg", ao_t[:4], dm_phi)
+    rho[1:4] *= 2.0
+    return rho
+
+
+def sad_density_on_points(mol: gto.Mole, coords: np.ndarray) -> np.ndarray:
     """rho_SAD and its gradient (4, npts) at points (npts, 3) bohr, from the radial tables of the
     atoms' SAD densities (``sad_radial``; equal to the density of ``sad_density_matrix`` to ~1e-12)."""
     tables = radial_tables(mol, sad_density_matrix(mol))
     atom_coords = mol.atom_coords()
-    slices = [slice(start, min(start + block, len(coords))) for start in range(0, len(coords), block)]
-    return np.concatenate(chunk_map(lambda sl: sad_on_points(tables, atom_coords, coords[sl]), slices), axis=1) \
-        if slices else np.zeros((4, 0))
+    out = np.empty((4, len(coords)))
+
+    def block(sl: slice) -> None:
+        out[:, sl] = sad_on_points(tables, atom_coords, coords[sl])
+
+    chunk_map(block, grid_blocks(len(coords)))
+    return out
 
 
 def map_ao_blocks(function: Callable[[slice, np.ndarray, np.ndarray], T], mol: gto.Mole, coords: np.ndarray,
@@ -72,8 +89,7 @@ def map_ao_blocks(function: Callable[[slice, np.ndarray, np.ndarray], T], mol: g
         mask = gen_grid.make_mask(mol, coords[sl])
         return function(sl, numint.eval_ao(mol, coords[sl], deriv=deriv, non0tab=mask), mask)
 
-    slices = [slice(start, min(start + block, len(coords))) for start in range(0, len(coords), block)]
-    return chunk_map(run, slices)
+    return chunk_map(run, grid_blocks(len(coords), block))
 
 
 def density_on_points(mol: gto.Mole, dm: np.ndarray, coords: np.ndarray, gradient: bool = True) -> np.ndarray:

@@ -368,7 +368,7 @@ class JLDescriptor:
                         want_values: bool = True):
         """``_chunk`` by the numba kernels: pair terms and species sums, the contraction B_l = A_l C_l
         (one BLAS product per l for all channels), then values and per-pair derivatives."""
-        h, _nr2, kdim = self.hyper, self.nr2, self.nsp * self.nr2
+        h, kdim = self.hyper, self.nsp * self.nr2
         diff = points[:, None, :] - atom_coords[None, :, :]
         p_idx, a_idx = np.nonzero(np.einsum("pax,pax->pa", diff, diff) < h.r_cut * h.r_cut)
         offsets = np.zeros(len(points) + 1, dtype=np.int64)

@@ -31,7 +31,7 @@ from pyscf import df, lib, scf
 from pyscf.dft import numint
 from pyscf.grad import rhf as rhf_grad
 
-from .density import GRID_BLOCK, add_density_responses, map_ao_blocks, per_atom
+from .density import add_density_responses, density_from_phi, grid_blocks, map_ao_blocks, per_atom
 from .positivity import PositiveDensityMap
 from .sad_radial import radial_tables, sad_atom_gradient
 from .threads import chunk_map
@@ -164,8 +164,7 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
         on_sad and on_count at the block's points."""
         ao_t = ao.transpose(0, 2, 1)  # (10, nao, blk): eval_ao's own layout, points contiguous
         phi_out = state.dm_out @ ao_t[0]  # P phi^T (nao, blk)
-        out_block = np.einsum("xig,ig->xg", ao_t[:4], phi_out)  # rho = phi P phi, grad rho = 2 grad(phi) P phi
-        out_block[1:4] *= 2.0
+        out_block = density_from_phi(ao_t, phi_out)
         rho_out[:, sl] = out_block
         _, vxc, fxc = ni.eval_xc_eff(xc, rho_in[:, sl], deriv=2, xctype="GGA")[:3]
         u_xc[:, sl] = np.einsum("ijg,jg->ig", fxc, out_block - rho_in[:, sl])
@@ -193,9 +192,9 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
     potential[0] += (s * v_delta + shift) * weights
     on_sad += shift * on_count
     tables = radial_tables(mol, state.dm_sad)
-    blocks = [slice(start, min(start + GRID_BLOCK, npts)) for start in range(0, npts, GRID_BLOCK)]
     gradient = per_atom(mol, per_ao_out) + sum(chunk_map(
-        lambda sl: sad_atom_gradient(tables, atom_coords, coords[sl], on_sad[:, sl]), blocks), np.zeros((mol.natm, 3)))
+        lambda sl: sad_atom_gradient(tables, atom_coords, coords[sl], on_sad[:, sl]), grid_blocks(npts)),
+        np.zeros((mol.natm, 3)))
     lap("forces: grid terms")
     gradient += source.deformation_density_vjp(coords, z, atom_coords, state.deformation_to_raw(potential),
                                                rho_sad=state.rho_sad, pairs=state.model_pairs)

@@ -42,6 +42,7 @@ from . import jl_kernels
 from .anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES, anderson_steps, dipole_of
 from .density import (
     add_density_response,
+    density_from_phi,
     density_on_points,
     grid_points,
     map_ao_blocks,
@@ -352,8 +353,7 @@ def _xc_terms(mol: gto.Mole, xc: str, coords: np.ndarray, weights: np.ndarray, r
         rho = rho_in[:, sl]
         if extra is not None:
             phi_dm = extra_dm @ ao_t[0]
-            extra[:, sl] = np.einsum("xig,ig->xg", ao_t, phi_dm)  # rho = phi P phi, grad rho = 2 grad(phi) P phi
-            extra[1:4, sl] *= 2.0
+            extra[:, sl] = density_from_phi(ao_t, phi_dm)
             rho = rho + extra_weight * extra[:, sl]
         exc, vxc = ni.eval_xc_eff(xc, rho, deriv=1, xctype="GGA")[:2]
         w = weights[sl]
