@@ -1,6 +1,6 @@
 """Compiled (numba) kernels of the JL model's prediction pass over (point, atom) pairs.
 
-The formulas are those of ``descriptor`` (docs/METHOD.md, "The Jacobi-Legendre descriptor"); the
+The formulas are those of the ``descriptor`` module docstring (the JL features and their contraction); the
 numpy implementation there stays as the reference that the tests compare these kernels against.
 One pass over a chunk of points has three parts:
 
