@@ -42,7 +42,7 @@ class OneShotState:
     """What the consistent gradient needs from a one-shot step (this rank's grid points).
 
     coords (npts, 3) bohr, weights (npts,), rho_in and rho_sad (4, npts) (rho_in scaled) density and
-    gradient, scale s, dm_sad, dm_out (nao, nao), orbitals, the CoulombFit (with kept potentials)
+    gradient, scale s, dm_sad, dm_out (nao, nao), orbitals, the CoulombFit
     and, for a model with an envelope block, its EnvelopeResponse at the points (else None); the
     PositiveDensityMap that made drho (None: the identity) and the model pass's atom derivatives at
     the points (None: the vector-Jacobian product makes them itself, one pass more).
@@ -150,8 +150,7 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
     ni = numint.NumInt()
     npts = len(weights)
     v_delta = np.zeros(npts)  # sum_Q Dd_Q V_Q(r_g), where drho != 0
-    for idx, v_aux in fit.potentials:
-        v_delta[idx] = delta @ v_aux
+    v_delta[fit.active] = fit.potentials.potential(coords[fit.active], delta)
     z, atom_coords = mol.atom_charges(), mol.atom_coords()
     u_xc = np.empty((4, npts))  # f_xc[rho_in] (rho_out - rho_in)
     rho_out = np.empty((4, npts))

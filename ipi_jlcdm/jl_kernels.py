@@ -56,10 +56,25 @@ def _jacobi(x: float, n_max: int, rec: np.ndarray, p: np.ndarray, dp: np.ndarray
         dp[n + 1] = lin * dp[n] + rec[n, 0] * p[n] - rec[n, 2] * dp[n - 1]
 
 
+def harmonic_recurrence(l_max: int) -> np.ndarray:
+    """Constants (max(l_max, 1), 2 l_max + 1, 3) of the solid-harmonic recurrence from l to l + 1 in
+    ``_harmonics``: per (l, m + l) the sectoral factor f_l (stored at every m), sqrt((l+m)(l-m)) and
+    1 / sqrt((l+m+1)(l-m+1)); precomputed so that the kernels take no square roots per pair."""
+    out = np.zeros((max(l_max, 1), 2 * l_max + 1, 3))
+    for l in range(l_max):
+        out[l, :, 0] = np.sqrt((2.0 if l == 0 else 1.0) * (2 * l + 1) / (2 * l + 2))
+        for m in range(-l, l + 1):
+            out[l, m + l, 1] = np.sqrt(float((l + m) * (l - m)))
+            out[l, m + l, 2] = 1.0 / np.sqrt(float((l + m + 1) * (l - m + 1)))
+    return out
+
+
 @njit(cache=True, inline="always", fastmath=True)
-def _harmonics(x: float, y: float, z: float, l_max: int, val: np.ndarray, grad: np.ndarray, with_grad: bool) -> None:
+def _harmonics(x: float, y: float, z: float, l_max: int, rec: np.ndarray, val: np.ndarray, grad: np.ndarray,
+               with_grad: bool) -> None:
     """Racah-normalized real solid harmonics S_lm(u) at u = (x, y, z), index l*l + l + m, and with
-    ``with_grad`` their gradients dS/du (nlm, 3): the recurrence of ``harmonics.solid_harmonics``."""
+    ``with_grad`` their gradients dS/du (nlm, 3): the recurrence of ``harmonics.solid_harmonics``,
+    its constants ``rec`` from ``harmonic_recurrence``."""
     r2 = x * x + y * y + z * z
     val[0] = 1.0
     if with_grad:
@@ -67,7 +82,7 @@ def _harmonics(x: float, y: float, z: float, l_max: int, val: np.ndarray, grad: 
         grad[0, 1] = 0.0
         grad[0, 2] = 0.0
     for l in range(l_max):
-        f = np.sqrt((2.0 if l == 0 else 1.0) * (2 * l + 1) / (2 * l + 2))
+        f = rec[l, 0, 0]
         keep = 0.0 if l == 0 else 1.0
         top, bottom = l * l + 2 * l, l * l
         hi, lo = (l + 1) * (l + 1) + 2 * l + 2, (l + 1) * (l + 1)
@@ -82,10 +97,10 @@ def _harmonics(x: float, y: float, z: float, l_max: int, val: np.ndarray, grad: 
             grad[hi, 1] -= f * keep * sb
             grad[lo, 1] += f * st
             grad[lo, 0] += f * keep * sb
+        a = 2.0 * l + 1.0
         for m in range(-l, l + 1):
-            a = 2.0 * l + 1.0
-            bb = np.sqrt(float((l + m) * (l - m)))
-            c = np.sqrt(float((l + m + 1) * (l - m + 1)))
+            bb = rec[l, m + l, 1]
+            inv_c = rec[l, m + l, 2]
             src = l * l + l + m
             dst = (l + 1) * (l + 1) + (l + 1) + m
             new = a * z * val[src]
@@ -100,22 +115,23 @@ def _harmonics(x: float, y: float, z: float, l_max: int, val: np.ndarray, grad: 
                     g0 -= bb * (r2 * grad[low, 0] + 2.0 * val[low] * x)
                     g1 -= bb * (r2 * grad[low, 1] + 2.0 * val[low] * y)
                     g2 -= bb * (r2 * grad[low, 2] + 2.0 * val[low] * z)
-            val[dst] = new / c
+            val[dst] = new * inv_c
             if with_grad:
-                grad[dst, 0] = g0 / c
-                grad[dst, 1] = g1 / c
-                grad[dst, 2] = g2 / c
+                grad[dst, 0] = g0 * inv_c
+                grad[dst, 1] = g1 * inv_c
+                grad[dst, 2] = g2 * inv_c
 
 
 @njit(cache=True, nogil=True, fastmath=True)
 def pair_terms(points, atom_coords, offsets, pair_atom, species, n_species, r_cut, n1, rec1, r_min,
-               p1_minus, n2, rec2, p2_minus, p2_plus, l_max):
+               p1_minus, n2, rec2, p2_minus, p2_plus, l_max, hrec):
     """Pair data of one chunk of points.
 
     points (c, 3), atom_coords (natm, 3) bohr; offsets (c + 1,) and pair_atom (npair,): the CSR list
     of the atoms within r_cut of each point; species (natm,) indices into the model's species.
     rec1, rec2: ``jacobi_recurrence`` of the one- and two-body polynomials; p1_minus (n1 + 1,): P_n(-1)
-    of the one-body ones; p2_minus, p2_plus (n2 + 1,): P_n(-1), P_n(1) of the two-body ones.
+    of the one-body ones; p2_minus, p2_plus (n2 + 1,): P_n(-1), P_n(1) of the two-body ones; hrec:
+    ``harmonic_recurrence(l_max)``.
     Returns r (npair,), unit (npair, 3), j1, dj1 (npair, n1), j2, dj2 (npair, n2 - 1), s (npair, nlm)
     and amp (nlm, c, n_species * (n2 - 1)) = A^Z_{n,lm}(g) stored as [lm, g, Z * (n2 - 1) + n].
     """
@@ -168,7 +184,7 @@ def pair_terms(points, atom_coords, offsets, pair_atom, species, n_species, r_cu
                 ends = p2_plus[n + 2] - p2_minus[n + 2]
                 j2[q, n] = ((p2[n + 2] - p2_minus[n + 2]) - 0.5 * (1.0 + x) * ends) * inside
                 dj2[q, n] = (dp2[n + 2] - 0.5 * ends) * dxdr * inside
-            _harmonics(ux, uy, uz, l_max, sval, sgrad, False)
+            _harmonics(ux, uy, uz, l_max, hrec, sval, sgrad, False)
             base = species[atom] * nr2
             for lm in range(nlm):
                 s[q, lm] = sval[lm]
@@ -179,11 +195,12 @@ def pair_terms(points, atom_coords, offsets, pair_atom, species, n_species, r_cu
 
 @njit(cache=True, nogil=True, fastmath=True)
 def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp, contracted, one_body, self_term,
-                 mixings, l_max, want_values, want_gradient, want_pairs):
+                 mixings, l_max, hrec, want_values, want_gradient, want_pairs):
     """Values, spatial gradients and per-pair atom-derivative parts of one chunk (after the contraction).
 
     contracted (nlm, c, nch, K): B = A C_l per channel; one_body (nch, nsp, n1); self_term
-    (nch, nsp, nr2, nr2); mixings (nmix, nch, c). Returns values (nch, c) of the channels f_k,
+    (nch, nsp, nr2, nr2); mixings (nmix, nch, c); hrec: ``harmonic_recurrence(l_max)``. Returns
+    values (nch, c) of the channels f_k,
     gradients (nmix, c, 3) of sum_k m_k f_k at fixed m, and g_pair (nmix, npair, 3): per pair the
     part of that gradient carried by the pair's atom (d/d R_atom = -g_pair); the arrays not asked
     for come back empty.
@@ -241,7 +258,7 @@ def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp,
                     jb[k, lm] = a
                     djb[k, lm] = b
             ux, uy, uz = unit[q, 0], unit[q, 1], unit[q, 2]
-            _harmonics(ux, uy, uz, l_max, sval, sgrad, True)
+            _harmonics(ux, uy, uz, l_max, hrec, sval, sgrad, True)
             inv_r = 1.0 / max(r[q], 1e-12)
             for k in range(nch):
                 rk = 0.0

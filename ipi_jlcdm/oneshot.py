@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
@@ -40,6 +40,7 @@ from pyscf.grad import rks as rks_grad
 
 from . import jl_kernels
 from .anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES, anderson_steps, dipole_of
+from .aux_potential import AuxiliaryPotentials
 from .density import (
     add_density_response,
     density_from_phi,
@@ -57,7 +58,6 @@ from .parallel import partition_grid, world
 from .positivity import PositiveDensityMap
 from .results import EngineResult
 from .scf_engine import run_scf
-from .threads import chunk_map
 from .units import BOLTZMANN_HARTREE_PER_K
 
 #: The force routes: DESIGN section 5's (a) and (b), and (c) after the Anderson steps.
@@ -69,10 +69,6 @@ FORCE_ROUTES = ("orbital", "harris-foulkes", "anderson")
 #: uracil step against 7.1 s (tools/bench_step.py, 2 cores). Route (a) needs only the model's density; (b) also
 #: its atom derivatives (``deformation_density_vjp``), which every JLCDModel has.
 DEFAULT_FORCE_ROUTE = "harris-foulkes"
-
-#: Points per block for the Coulomb potential of the auxiliary functions on the grid.
-COULOMB_BLOCK = 1024
-
 
 #: Revision of the one-shot numbers for a given model file: bumped when the engine's energies,
 #: forces or dipoles change for the same coefficients (stored results name it). 1: up to the fourth
@@ -281,9 +277,10 @@ class CoulombFit:
     """The Coulomb-metric fit of rho_in and what the consistent forces reuse.
 
     fit: d = (P|Q)^-1 (Q|rho_in) (naux,); rhs: (Q|rho_in) (naux,), both including the density scale;
-    int3c (nao, nao, naux), metric_factor: Cholesky factor of (P|Q); with ``keep_potentials``:
-    potentials [(point indices, V_Q at them (naux, blk) float32)] over this rank's points where
-    drho != 0, and rhs_gradient (naux, 3) = sum_g w_g V_Q(r_g) grad drho(r_g) (unscaled).
+    int3c (nao, nao, naux), metric_factor: Cholesky factor of (P|Q); potentials: the auxiliary
+    functions' Coulomb potentials (``aux_potential.AuxiliaryPotentials``) and active: this rank's
+    points where drho != 0 (indices); with the consistent forces rhs_gradient (naux, 3) =
+    sum_g w_g V_Q(r_g) grad drho(r_g) (unscaled).
     """
 
     auxmol: gto.Mole
@@ -293,7 +290,8 @@ class CoulombFit:
     fit: np.ndarray
     j_matrix: np.ndarray
     e_hartree: float
-    potentials: list = field(default_factory=list)
+    potentials: AuxiliaryPotentials
+    active: np.ndarray
     rhs_gradient: np.ndarray | None = None
 
 
@@ -302,33 +300,24 @@ def _coulomb_fit(mol: gto.Mole, auxbasis: str, dm_sad: np.ndarray, coords: np.nd
     """Density fitting of rho_in = scale (rho_SAD + drho) in the Coulomb metric (split fit).
 
     (Q|rho_SAD) is exact from P_SAD; (Q|drho) = sum_g w_g drho_g V_Q(r_g), only over points where
-    drho is non-zero (the model vanishes beyond r_cut of every atom). Given ``grad_drho`` (npts, 3)
-    the potentials V_Q are kept and sum_g w_g V_Q grad drho is formed (for the consistent forces).
+    drho is non-zero (the model vanishes beyond r_cut of every atom), with V_Q in closed form
+    (``aux_potential``). Given ``grad_drho`` (npts, 3) sum_g w_g V_Q grad drho is formed in the same
+    pass (for the consistent forces).
     """
     auxmol = df.addons.make_auxmol(mol, auxbasis)
     int3c = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s1")  # (nao, nao, naux)
     metric_factor = scipy.linalg.cho_factor(auxmol.intor("int2c2e"))
-    keep = grad_drho is not None
+    potentials = AuxiliaryPotentials(auxmol)
     active = np.nonzero(drho * weights)[0]
-
-    def block(idx: np.ndarray):
-        fake = gto.fakemol_for_charges(coords[idx])
-        v_aux = gto.intor_cross("int2c2e", auxmol, fake)  # (naux, blk): V_Q at the points
-        rhs_part = v_aux @ (weights[idx] * drho[idx])
-        if not keep:
-            return rhs_part, None, None
-        return rhs_part, v_aux @ (weights[idx, None] * grad_drho[idx]), (idx, v_aux.astype(np.float32))
-
-    parts = chunk_map(block, [active[start:start + COULOMB_BLOCK] for start in range(0, len(active), COULOMB_BLOCK)])
-    rhs_grid = sum((p[0] for p in parts), np.zeros(auxmol.nao))
-    potentials = [p[2] for p in parts] if keep else []
-    rhs_gradient = sum((p[1] for p in parts), np.zeros((auxmol.nao, 3))) if keep else None
-    rhs = scale * (np.einsum("ijP,ij->P", int3c, dm_sad) + comm.allreduce_sum(rhs_grid))
-    if keep:
-        rhs_gradient = comm.allreduce_sum(rhs_gradient)
+    channels = [weights[active] * drho[active]]
+    if grad_drho is not None:
+        channels.extend((weights[active, None] * grad_drho[active]).T)
+    sums = comm.allreduce_sum(potentials.rhs(coords[active], np.array(channels)))
+    rhs = scale * (np.einsum("ijP,ij->P", int3c, dm_sad) + sums[0])
+    rhs_gradient = sums[1:4].T.copy() if grad_drho is not None else None
     fit = scipy.linalg.cho_solve(metric_factor, rhs)
     j_matrix = np.einsum("ijP,P->ij", int3c, fit)
-    return CoulombFit(auxmol, int3c, metric_factor, rhs, fit, j_matrix, 0.5 * float(fit @ rhs), potentials,
+    return CoulombFit(auxmol, int3c, metric_factor, rhs, fit, j_matrix, 0.5 * float(fit @ rhs), potentials, active,
                       rhs_gradient)
 
 
