@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 from .ipi_socket import DEFAULT_UNIX_PREFIX
@@ -82,9 +83,11 @@ def _exit_on_sigterm(signum, frame) -> None:
 
 
 def run_ipi_with_driver(workdir: Path, xml: str, address: str, driver_cmd: list[str], timeout_s: float = 24 * 3600.0,
-                        log=sys.stderr, tag: str = "", driver_env: dict[str, str] | None = None) -> None:
+                        log=sys.stderr, tag: str = "", driver_env: dict[str, str] | None = None,
+                        progress: Callable[[], None] | None = None) -> None:
     """Run ``i-pi xml`` in ``workdir`` with one driver (``driver_env``: variables set for it on top of
-    this process's environment); return when i-PI finishes. Raises RunFailed
+    this process's environment); return when i-PI finishes. ``progress()``, if given, is called every
+    0.2 s while they run (e.g. to report the steps done). Raises RunFailed
     (after stopping both) if either fails or ``timeout_s`` passes. On KeyboardInterrupt or SIGTERM
     (e.g. ``kill`` of a campaign, a batch system's time limit) both are stopped too, i-PI with SIGINT
     so that it writes its checkpoint: nothing keeps running unattended."""
@@ -114,6 +117,8 @@ def run_ipi_with_driver(workdir: Path, xml: str, address: str, driver_cmd: list[
                                     f"see {workdir / (tag + '.driver.log')}")
                 if time.monotonic() > deadline:
                     raise RunFailed(f"{tag} did not finish within {timeout_s:.0f} s")
+                if progress is not None:
+                    progress()
                 time.sleep(0.2)
     finally:
         _stop(driver)

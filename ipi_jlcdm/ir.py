@@ -29,6 +29,7 @@ from .units import BOLTZMANN_HARTREE_PER_K, CM1_PER_HARTREE, FS_PER_AU_TIME
 QCF_CHOICES = ("harmonic", "standard", "schofield", "none")
 WINDOW_CHOICES = ("hann", "blackman", "gaussian", "none")
 _EXTRAS_HEADER = re.compile(r"#\s*EXTRAS.*?Step:\s*(\d+)")
+_STEP_IN_COMMENT = re.compile(r"Step:\s*(\d+)")
 
 
 class IRInputError(ValueError):
@@ -89,6 +90,46 @@ def read_dipole_file(path: str | Path) -> DipoleSeries:
     if len(order) != len(steps):
         notes.append(f"{len(steps) - len(order)} repeated steps (restart): kept the last values")
     return DipoleSeries(str(path), dipoles[keep], order, notes)
+
+
+def molecular_frame_dipoles(dipoles: np.ndarray, positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """Dipoles (nframes, 3) rotated into the frame of the molecule's first geometry: per frame the
+    rotation R that best maps the centred positions (nframes, natm, 3) onto the first frame's
+    (mass-weighted Kabsch), applied to the dipole. This removes the molecule's overall rotation from
+    the dipole, so gas-phase vibrational bands appear at their band origins without the rotational
+    (P/R-branch) broadening of the lab-frame dipole; the dipole's magnitude is unchanged."""
+    masses = np.asarray(masses, dtype=float)
+    centred = positions - np.einsum("a,nax->nx", masses, positions)[:, None, :] / masses.sum()
+    reference = centred[0]
+    out = np.empty_like(dipoles)
+    for n, frame in enumerate(centred):
+        u, _, vt = np.linalg.svd((frame * masses[:, None]).T @ reference)
+        d = np.sign(np.linalg.det(vt.T @ u.T))
+        rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T  # rotation @ frame_i ~ reference_i
+        out[n] = rotation @ dipoles[n]
+    return out
+
+
+def in_molecular_frame(series: DipoleSeries, positions_path: str | Path) -> DipoleSeries:
+    """``series`` with its dipoles in the molecular frame (``molecular_frame_dipoles``), the positions
+    read from an i-PI positions trajectory with the same frames (its last values of repeated steps)."""
+    from pyscf.data import elements
+
+    from .geometry_io import read_frames
+
+    frames = read_frames(positions_path)
+    matches = [_STEP_IN_COMMENT.search(f.comment) for f in frames]
+    positions = np.array([f.coords_bohr for f in frames])
+    if all(matches):
+        steps = [int(m.group(1)) for m in matches]
+        _, keep = last_of_repeated_steps(steps)
+        positions = positions[keep]
+    if len(positions) != len(series.dipoles):
+        raise IRInputError(f"{positions_path}: {len(positions)} frames, but {series.path} has "
+                           f"{len(series.dipoles)} dipoles")
+    masses = np.array([elements.MASSES[int(z)] for z in frames[0].atomic_numbers])
+    rotated = molecular_frame_dipoles(series.dipoles, positions, masses)
+    return DipoleSeries(series.path, rotated, series.steps, [*series.notes, "dipoles in the molecular frame"])
 
 
 def last_of_repeated_steps(steps: list[int]) -> tuple[np.ndarray, list[int]]:
@@ -301,16 +342,19 @@ def write_peaks(peaks: list[tuple[float, float]], path: str | Path) -> None:
 def plot_spectrum(spectrum: IRSpectrum, path: str | Path, title: str = "",
                   reference: tuple[np.ndarray, np.ndarray] | None = None,
                   others: list[tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] | None = None,
-                  label: str = "") -> None:
-    """PNG: spectrum with a shaded standard-error band, optional reference sticks and optional other
+                  label: str = "", reference_label: str = "reference",
+                  markers: list[tuple[str, float]] | None = None,
+                  annotations: list[tuple[str, float]] | None = None) -> None:
+    """PNG: spectrum with a shaded standard-error band, optional reference sticks, optional other
     spectra to compare with, [(label, (wavenumber, intensity, stderr))] (as ``read_csv`` returns them),
-    each scaled to maximum 1."""
+    each scaled to maximum 1, optional vertical dashed ``markers`` [(label, cm^-1)] (e.g. experimental
+    fundamentals) and band ``annotations`` [(text, cm^-1)] written at the spectrum there."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.8))
     x, y, e = spectrum.wavenumber_cm1, spectrum.intensity, spectrum.error
     ax.plot(x, y, color="C0", lw=1.2, label=label or f"MD ({spectrum.n_blocks} block(s))")
     if np.any(e > 0):
@@ -323,13 +367,21 @@ def plot_spectrum(spectrum: IRSpectrum, path: str | Path, title: str = "",
     if reference is not None:
         freq, inten = reference
         inten = inten / inten.max()
-        ax.vlines(freq, 0, inten, color="C3", lw=1.5, label="reference")
+        ax.vlines(freq, 0, inten, color="C3", lw=2.0, label=reference_label)
+    for k, (marker_label, value) in enumerate(markers or []):
+        ax.axvline(value, color="0.35", ls="--", lw=0.9, label="experiment (gas phase)" if k == 0 else None)
+        ax.text(value, 0.98, marker_label, rotation=90, va="top", ha="right", fontsize=7, color="0.35",
+                transform=ax.get_xaxis_transform())
+    for _band, value in annotations or []:
+        height = float(np.interp(value, x, y))
+        ax.annotate(f"{value:.0f}", (value, height), xytext=(0, 4), textcoords="offset points", ha="center",
+                    fontsize=8, color="C0")
     ax.set_xlabel("wavenumber (cm$^{-1}$)")
     ax.set_ylabel(r"$\alpha(\omega)\,n(\omega)$ (relative, max = 1)")
     ax.set_xlim(0, max(float(x.max()), 1.0))
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, 1.15 if markers or annotations else None)
     ax.set_title(title or f"IR spectrum (dt {spectrum.timestep_fs:g} fs, max lag {spectrum.max_lag_fs:.0f} fs)")
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -54,9 +54,17 @@ class LevelOfTheory:
         mol.charge = self.charge
         mol.spin = self.spin
         mol.verbose = 0
-        mol.build()
-        if mol.spin != 0:
-            raise ValueError("only closed-shell (spin 0) molecules are supported")
+        n_electrons = int(np.sum(atomic_numbers)) - self.charge
+        if self.spin != 0 or n_electrons % 2:
+            raise ValueError(f"only closed-shell molecules are supported: {n_electrons} electrons at charge "
+                             f"{self.charge}, spin {self.spin}")
+        try:
+            mol.build()
+        except (KeyError, RuntimeError) as err:  # PySCF: an element without basis functions, and the like
+            raise ValueError(f"PySCF cannot build the molecule with basis {self.basis}: {err}") from err
+        if mol.nao == 0 or any(mol.atom_nshells(i) == 0 for i in range(mol.natm)):
+            missing = sorted({mol.atom_symbol(i) for i in range(mol.natm) if mol.atom_nshells(i) == 0})
+            raise ValueError(f"basis {self.basis} has no functions for {', '.join(missing)}")
         return mol
 
     def make_grids(self, mol: gto.Mole) -> dft.gen_grid.Grids:

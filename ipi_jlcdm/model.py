@@ -32,7 +32,7 @@ from .level import LevelOfTheory
 FORMAT = "ipi_jlcdm-model"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: no envelope block
-PACKAGED_MODELS = ("uracil",)
+PACKAGED_MODELS = ("uracil", "water")
 
 
 #: Added to rho_SAD (e/bohr^3) inside the envelope so that its derivatives stay finite where

@@ -14,17 +14,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import TypeVar
 
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
+@lru_cache(maxsize=1)
+def _controller() -> ThreadpoolController:
+    """The native thread pools of this process, found once (scanning the loaded libraries costs
+    ~1 ms, which a small molecule's step would pay dozens of times)."""
+    return ThreadpoolController()
+
+
+@lru_cache(maxsize=1)
 def worker_count() -> int:
-    """Threads that the user grants BLAS (the largest of the loaded BLAS libraries' settings), >= 1."""
-    counts = [int(lib["num_threads"]) for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    """Threads that the user grants BLAS (the largest of the loaded BLAS libraries' settings at the
+    first call), >= 1."""
+    counts = [int(lib["num_threads"]) for lib in _controller().info() if lib.get("user_api") == "blas"]
     return max(counts, default=1)
 
 
@@ -34,7 +44,7 @@ def chunk_map(function: Callable[[T], R], items: Iterable[T], workers: int | Non
     Nested calls run serially inside the outer call's workers."""
     items = list(items)
     workers = worker_count() if workers is None else workers
-    with threadpool_limits(limits=1):
+    with _controller().limit(limits=1):
         if workers <= 1 or len(items) <= 1:
             return [function(item) for item in items]
         with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -20,6 +20,37 @@ COLUMNS = ("source", "density_error_percent", "sad_error_percent", "energy_error
            "gap_error_meV", "residual_percent", "time_s")
 
 
+#: Goals for a model made by the recipe (held-out frames against SCF), per sampling temperature (K):
+#: summary key -> (largest allowed mean, label with unit).
+GOALS = {
+    300: {"mean_abs_density_error_percent": (0.3, "density error, %"),
+          "mean_abs_force_mae_meV_per_A": (30.0, "force MAE, meV/Å"),
+          "mean_abs_dipole_error_D": (0.03, "dipole error, D")},
+    500: {"mean_abs_density_error_percent": (0.6, "density error, %"),
+          "mean_abs_force_mae_meV_per_A": (60.0, "force MAE, meV/Å"),
+          "mean_abs_dipole_error_D": (0.06, "dipole error, D")},
+}
+
+
+def format_goal_table(summary: dict, temperature_k: int) -> tuple[str, bool]:
+    """Markdown table of the means in ``summary`` against GOALS[temperature_k] with PASS/FAIL per row
+    (rows whose quantity was not computed are left out), and whether every row passed."""
+    lines = [f"| quantity (mean over frames) | measured | goal at {temperature_k} K | |", "|---|---|---|---|"]
+    passed = True
+    for key, (limit, label) in GOALS[temperature_k].items():
+        if key not in summary:
+            continue
+        ok = summary[key] <= limit
+        passed &= ok
+        lines.append(f"| {label} | {summary[key]:.4g} | <= {limit:g} | {'PASS' if ok else 'FAIL'} |")
+    for key, label in (("mean_abs_sad_error_percent", "atomic superposition alone, %"),
+                       ("mean_abs_energy_error_meV", "energy error, meV"), ("mean_abs_gap_error_meV", "gap error, meV"),
+                       ("mean_abs_residual_percent", "residual, %")):
+        if key in summary:
+            lines.append(f"| {label} | {summary[key]:.4g} | | |")
+    return "\n".join(lines), passed
+
+
 def validate_model(model: JLCDModel, data: ReferenceData, frames: list[int], engine: bool = True,
                    log=sys.stderr, forces: str = DEFAULT_FORCE_ROUTE, anderson_steps: int = DEFAULT_ANDERSON_STEPS
                    ) -> list[dict]:

@@ -35,18 +35,12 @@ from ipi_jlcdm.geometry_io import Frame, read_frames
 from ipi_jlcdm.model import JLCDModel
 from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES, OneShotEngine
 from ipi_jlcdm.scf_engine import SCFEngine
+from ipi_jlcdm.threads import worker_count
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM
 
 #: Distance between the copies of ``--replicas`` (angstrom).
 REPLICA_SHIFT_ANGSTROM = 7.0
 UNRELATED_FRAMES = Path(__file__).parent / "data" / "uracil_md_frames.xyz"
-
-
-def worker_count() -> int:
-    """Threads the environment grants BLAS (the engine's grid passes use as many)."""
-    from threadpoolctl import threadpool_info
-
-    return max((int(lib["num_threads"]) for lib in threadpool_info() if lib.get("user_api") == "blas"), default=1)
 
 
 def machine() -> str:

@@ -10,6 +10,7 @@ from ..ir import (
     QCF_CHOICES,
     WINDOW_CHOICES,
     compute_ir_spectrum,
+    in_molecular_frame,
     log_summary,
     plot_spectrum,
     read_csv,
@@ -26,6 +27,10 @@ def add_parser(sub, name: str) -> None:
                        "averaged over files and blocks. Writes PREFIX.csv (cm^-1, intensity, standard error), "
                        "PREFIX_peaks.csv and PREFIX.png.")
     p.add_argument("files", nargs="+", help="i-PI dipole extras files (e*bohr) or plain 3-column files")
+    p.add_argument("--molecular-frame", nargs="+", default=None, metavar="POSITIONS",
+                   help="i-PI positions trajectories, one per dipole file (same frames): rotate each dipole into "
+                   "the molecule's frame first, which removes the rotational (P/R-branch) broadening of a gas-phase "
+                   "molecule's bands")
     p.add_argument("--timestep-fs", type=float, required=True, help="MD time step (fs)")
     p.add_argument("--stride", type=int, default=None,
                    help="MD steps between stored frames (default: from i-PI step headers, else 1)")
@@ -48,9 +53,14 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.molecular_frame and len(args.molecular_frame) != len(args.files):
+        raise ValueError(f"--molecular-frame: {len(args.molecular_frame)} positions files for {len(args.files)} "
+                         "dipole files")
     series = []
     for k, path in enumerate(args.files, 1):
         series.append(read_dipole_file(path))
+        if args.molecular_frame:
+            series[-1] = in_molecular_frame(series[-1], args.molecular_frame[k - 1])
         print(f"[{k}/{len(args.files)}] read {len(series[-1].dipoles)} dipoles from {path}", file=sys.stderr)
     spectrum = compute_ir_spectrum(series, args.timestep_fs, args.stride, args.skip_ps, args.max_lag_fs, args.window,
                                    args.zero_pad, args.qcf, args.temperature, args.blocks, args.max_wavenumber)

@@ -1,0 +1,101 @@
+"""``ipi-jlcdm sample``: training geometries for a new molecule (minimum, normal modes, thermal samples)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..geometry_io import format_xyz_frame, read_frames
+from ..level import LevelOfTheory
+from ..sampling import (
+    DEFAULT_STRETCH_RATIOS,
+    NormalModes,
+    harmonic_samples,
+    log,
+    normal_modes,
+    optimize,
+    stretched_bond_samples,
+    xyz_text,
+)
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="training geometries for a molecule: optimize, normal modes, thermal samples",
+                       description="Optimize the structure at the model's level of theory (PySCF, BFGS on SCF "
+                       "gradients), compute PySCF's analytic Hessian there, and draw geometries from the classical "
+                       "harmonic Boltzmann distribution of the normal modes at each --temperatures-k (each mode "
+                       "carries kT/2 of potential energy on average), plus X-H bonds stretched to fixed ratios of "
+                       "their length. The minimum and the modes are saved next to OUTPUT (OUTPUT.minimum.xyz, "
+                       "OUTPUT.modes.npz) and reused by a rerun. Next step: 'ipi-jlcdm dataset OUTPUT -o DATA.npz'.")
+    p.add_argument("structure", help="XYZ file of the molecule (angstrom; the first frame is used)")
+    p.add_argument("-o", "--output", required=True, help="XYZ file of the sampled geometries (angstrom)")
+    p.add_argument("--temperatures-k", type=float, nargs="+", default=[100.0, 300.0, 500.0],
+                   help="temperatures of the thermal samples, kelvin (default 100 300 500)")
+    p.add_argument("--count", type=int, default=16, help="thermal samples per temperature (default 16)")
+    p.add_argument("--stretch-ratios", type=float, nargs="*", default=list(DEFAULT_STRETCH_RATIOS),
+                   help="X-H bond lengths as ratios of the equilibrium length (default 0.9 1.15 1.25; none: skip)")
+    p.add_argument("--stretched-thermal-frames", type=int, default=4,
+                   help="thermal frames that also get one stretched X-H bond (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--charge", type=int, default=0, help="total charge (default 0)")
+    p.add_argument("--grid-level", type=int, default=3, help="PySCF grids.level (default 3)")
+    p.add_argument("--gtol", type=float, default=2e-5, help="optimization: largest |gradient|, Ha/bohr (default 2e-5)")
+    p.set_defaults(func=run)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.count < 1:
+        raise ValueError(f"--count must be >= 1, got {args.count}")
+    if any(t <= 0 for t in args.temperatures_k):
+        raise ValueError(f"--temperatures-k must be positive, got {args.temperatures_k}")
+    frame = read_frames(args.structure)[0]
+    z = frame.atomic_numbers
+    level = LevelOfTheory(charge=args.charge, grid_level=args.grid_level)
+    level.make_mol(z, frame.coords_bohr)  # refuses open-shell molecules and elements without basis functions
+    output = Path(args.output)
+    minimum_path = output.with_name(output.name + ".minimum.xyz")
+    modes_path = output.with_name(output.name + ".modes.npz")
+    if minimum_path.is_file():
+        minimum = read_frames(minimum_path)[0].coords_bohr
+        log(f"minimum read from {minimum_path}")
+    else:
+        log(f"optimizing {args.structure} ({len(z)} atoms) at {level.xc}/{level.basis}")
+        minimum = optimize(level, z, frame.coords_bohr, gtol=args.gtol)
+        _write_atomically(minimum_path, format_xyz_frame(z, minimum, "minimum, angstrom"))
+    if modes_path.is_file():
+        with np.load(modes_path) as data:
+            modes = NormalModes(data["frequencies_cm1"], data["modes"], data["hessian"])
+        log(f"normal modes read from {modes_path}")
+    else:
+        log("analytic Hessian")
+        modes = normal_modes(level, z, minimum)
+        partial = modes_path.with_name(modes_path.name + ".partial.npz")
+        np.savez(partial, frequencies_cm1=modes.frequencies_cm1, modes=modes.modes, hessian=modes.hessian)
+        os.replace(partial, modes_path)
+    log("harmonic frequencies (cm^-1): " + " ".join(f"{f:.0f}" for f in modes.frequencies_cm1))
+    rng = np.random.default_rng(args.seed)
+    frames, thermal = [], []
+    for temperature in args.temperatures_k:
+        samples = harmonic_samples(minimum, modes, temperature, args.count, rng)
+        thermal.extend(samples)
+        frames.extend((coords, f"harmonic sample {n} at {temperature:g} K") for n, coords in enumerate(samples))
+    rng.shuffle(frames)  # training, validation and held-out frames then span every temperature
+    if args.stretch_ratios:
+        frames.extend(stretched_bond_samples(z, minimum, np.array(thermal), tuple(args.stretch_ratios),
+                                             args.stretched_thermal_frames))
+    # the stretched frames go first: 'train' holds out the last frames, which should be thermal
+    n_stretched = len(frames) - len(thermal)
+    frames = frames[len(thermal):] + frames[:len(thermal)] if n_stretched else frames
+    _write_atomically(output, xyz_text(z, frames))
+    log(f"wrote {len(frames)} geometries to {output} ({len(thermal)} thermal, {n_stretched} stretched X-H); "
+        f"next: ipi-jlcdm dataset {output} -o DATA.npz")
+    return 0
