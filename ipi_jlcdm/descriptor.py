@@ -1,6 +1,6 @@
 """Jacobi-Legendre (JL) descriptor of a grid point and the contracted linear-model prediction.
 
-DESIGN section 4. For a grid point g and atoms i within r_cut:
+docs/METHOD.md section 4. For a grid point g and atoms i within r_cut:
   D1^Z_n(g)          = sum_{i in Z} J1_n(r_gi)                                  n = 1..n1
   D2^{ZZ'}_{nn'l}(g) = sum_{i in Z} sum_{j in Z', j != i} J2_n(r_gi) J2_n'(r_gj) P_l(cos theta_ij)
                      = sum_m A^Z_{nlm} A^Z'_{n'lm} - delta_ZZ' sum_{i in Z} J2_n(r_gi) J2_n'(r_gi)
@@ -190,7 +190,7 @@ class JLDescriptor:
 
     def feature_labels(self) -> list[tuple]:
         """One label per feature: ('1b', Z, n) or ('2b', Z, Z', l, n, n') with n counted as in
-        DESIGN (1..n1 for J1, 2..n2 for J2)."""
+        docs/METHOD.md (1..n1 for J1, 2..n2 for J2)."""
         labels = [("1b", z, n) for z in self.species for n in range(1, self.hyper.n1 + 1)]
         s, t, l, n_a, n_b = self._two_body_index
         labels += [("2b", self.species[a], self.species[b], int(ll), int(na) + 2, int(nb) + 2)

@@ -1,6 +1,6 @@
 """i-PI driver loop: answers i-PI's STATUS/INIT/POSDATA/GETFORCE/EXIT with an engine's results.
 
-DESIGN section 6: compute on POSDATA, send FORCEREADY and the whole payload at once on GETFORCE,
+docs/METHOD.md section 6: compute on POSDATA, send FORCEREADY and the whole payload at once on GETFORCE,
 extras as JSON with the same keys every step (dipole in e*bohr), never NaN; exit 0 on EXIT and
 non-zero on EOF; on an exception drain the socket, close it and exit non-zero so i-PI re-queues
 the step. The bead (replica) index i-PI sends in INIT keys the engine's warm state.

@@ -1,4 +1,4 @@
-"""Consistent forces of the Harris-Foulkes energy (route b of DESIGN section 5).
+"""Consistent forces of the Harris-Foulkes energy (route b of docs/METHOD.md section 5).
 
 E_HF(R) = sum_i f_i e_i[H(rho_in)] - E_H[rho_in] + E_xc[rho_in] - int v_xc[rho_in] rho_in + E_nn, with
 rho_in = s (rho_SAD + drho_model), s = N / Q, Q = int (rho_SAD + drho). Its total derivative

@@ -1,4 +1,4 @@
-"""Infrared spectra from dipole time series (DESIGN section 8).
+"""Infrared spectra from dipole time series (docs/METHOD.md section 8).
 
 alpha(omega) n(omega) from the autocorrelation of the dipole time derivative:
     C(t) = <mu_dot(0) . mu_dot(t)>,  C~(omega) = integral C(t) cos(omega t) dt  (= omega^2 C~_mumu)

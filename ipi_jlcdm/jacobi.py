@@ -1,4 +1,4 @@
-"""Jacobi polynomials and the JL radial functions (DESIGN section 4).
+"""Jacobi polynomials and the JL radial functions (docs/METHOD.md section 4).
 
 Distances in bohr. All functions are vectorized over points; no loops over points.
 """

@@ -1,6 +1,6 @@
 """Level of theory: the DFT settings a model is trained at and an engine runs at.
 
-DESIGN section 2: closed-shell RKS, PBE/def2-SVP all-electron, density fitting of the Coulomb
+docs/METHOD.md section 2: closed-shell RKS, PBE/def2-SVP all-electron, density fitting of the Coulomb
 term with def2-universal-jfit, Becke grid of PySCF ``grids.level``.
 """
 

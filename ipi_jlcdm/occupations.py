@@ -1,7 +1,7 @@
 """Orbital occupations of the one-shot step: aufbau, or Fermi-Dirac smearing.
 
 Smearing keeps the density matrix, dipole and forces continuous when the HOMO and LUMO cross
-(DESIGN section 7): the paper's 300 K spectrum failed because aufbau occupations flipped there.
+(docs/METHOD.md section 7): the paper's 300 K spectrum failed because aufbau occupations flipped there.
 Energies in hartree; occupations per spatial orbital in [0, 2]; entropy in units of k_B.
 """
 

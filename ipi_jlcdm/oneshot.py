@@ -1,6 +1,6 @@
 """One-shot Kohn-Sham engine: model density in, one diagonalization, energy/forces/dipole out.
 
-DESIGN section 5. Per geometry:
+docs/METHOD.md section 5. Per geometry:
   rho_in = s rho_SAD h((rho_SAD + drho_model) / rho_SAD), s normalizes to N_e   (grid, with gradient;
            h: the identity above 8 % of rho_SAD, a smooth floor at 4 % below, ``positivity``)
   Coulomb: d = (P|Q)^-1 (Q|rho_in), (Q|rho_SAD) exact from P_SAD and 3-centre integrals,
@@ -10,7 +10,7 @@ DESIGN section 5. Per geometry:
   E_HF = sum_i f_i e_i - E_H + E_xc - integral(v_xc rho_in) + E_nn      (Harris-Foulkes)
   minus the model's energy_offset_hartree (its mean E_HF - E_SCF on validation frames, a constant)
   with smearing at electronic temperature T the energy is the Mermin free energy E_HF - k T S
-  forces: PySCF's analytic RKS gradient on the one-shot orbitals (route a of DESIGN, default), the
+  forces: PySCF's analytic RKS gradient on the one-shot orbitals (route a), the
           consistent derivative of E_HF (route b, ``hf_forces``), or PySCF's gradient on the orbitals
           of the Fock matrix of the Anderson mixture after ``anderson_steps`` steps (route c,
           ``forces='anderson'``, which serves E_HF of that mixture as energy, without the offset:
@@ -60,19 +60,18 @@ from .results import EngineResult
 from .scf_engine import run_scf
 from .units import BOLTZMANN_HARTREE_PER_K
 
-#: The force routes: DESIGN section 5's (a) and (b), and (c) after the Anderson steps.
+#: The force routes of docs/METHOD.md section 5: (a) orbital, (b) Harris-Foulkes, (c) after the Anderson steps.
 FORCE_ROUTES = ("orbital", "harris-foulkes", "anderson")
 
-#: The default route, chosen as DESIGN section 5 asks, by force error and NVE drift: with the shipped
-#: uracil model route (b) meets issue 4's force goals (9 / 27 meV/Å at 300 / 500 K) where the orbital
-#: gradient does not (96 meV/Å at 500 K), and it conserves the energy it serves; it costs 10.7 s per
-#: uracil step against 7.1 s (tools/bench_step.py, 2 cores). Route (a) needs only the model's density; (b) also
-#: its atom derivatives (``deformation_density_vjp``), which every JLCDModel has.
+#: The default route, chosen by force error and NVE drift: with the shipped uracil model route (b)
+#: gives 9 / 27 meV/Å at 300 / 500 K where the orbital gradient gives 96 meV/Å at 500 K, and it
+#: conserves the energy it serves (docs/VALIDATION.md). Route (a) needs only the model's density; (b)
+#: also its atom derivatives (``deformation_density_vjp``), which every JLCDModel has.
 DEFAULT_FORCE_ROUTE = "harris-foulkes"
 
 #: Revision of the one-shot numbers for a given model file: bumped when the engine's energies,
-#: forces or dipoles change for the same coefficients (stored results name it). 1: up to the fourth
-#: session; 2: the positivity map on rho_in (ipi_jlcdm/positivity.py).
+#: forces or dipoles change for the same coefficients (stored results name it). 1: without, 2: with
+#: the positivity map on rho_in (ipi_jlcdm/positivity.py).
 ENGINE_REVISION = 2
 
 

@@ -1,4 +1,4 @@
-"""Fitting a JLCDM to reference data (DESIGN section 3).
+"""Fitting a JLCDM to reference data (docs/METHOD.md section 3).
 
 Target: the deformation density drho = rho_SCF - rho_SAD on Becke-grid points. Per frame,
 ``points_per_frame`` points are drawn from a mixture of three distributions over the grid

@@ -1,4 +1,4 @@
-"""JL descriptor against a brute-force evaluation of the DESIGN formulas (scipy's Jacobi and
+"""JL descriptor against a brute-force evaluation of the formulas of docs/METHOD.md section 4 (scipy's Jacobi and
 Legendre polynomials, explicit atom pairs), plus invariances, smoothness and derivatives."""
 
 import numpy as np
@@ -22,7 +22,7 @@ def cluster(seed: int, n_atoms: int = 6, n_points: int = 40):
 
 
 def brute_force_features(hyper, points, z, atoms):
-    """DESIGN section 4 written out literally, one point and one atom pair at a time."""
+    """docs/METHOD.md section 4 written out literally, one point and one atom pair at a time."""
     h = hyper
 
     def x_of(r, r_min):

@@ -72,3 +72,33 @@ def test_sample_refuses_open_shell_molecules_and_bad_counts(tmp_path, capsys):
     assert main(["sample", str(tmp_path / "uh2.xyz"), "-o", str(tmp_path / "out.xyz")]) == 2
     assert "Basis set not found for U" in capsys.readouterr().err
     assert not (tmp_path / "out.xyz").exists()
+
+
+def test_active_learning_loop_flagged_frames_back_into_data_and_retrain(recipe):
+    """The loop of the README: steps the engine flags (here every step: residual threshold 0) are
+    written by the driver's FlaggedFrameLog, appended to the data with `dataset --append`, and the
+    model is retrained on the larger set."""
+    from ipi_jlcdm.dataset import ReferenceData
+    from ipi_jlcdm.driver import FlaggedFrameLog
+    from ipi_jlcdm.model import JLCDModel
+    from ipi_jlcdm.oneshot import OneShotEngine
+
+    model = JLCDModel.load(recipe / "model.npz")
+    engine = OneShotEngine(model, model.level, fallback_residual=0.0, compute_forces=False, dipole="one-shot")
+    minimum = read_frames(recipe / "geoms.xyz.minimum.xyz")[0]
+    log = FlaggedFrameLog(recipe / "flagged.xyz", minimum.atomic_numbers)
+    rng = np.random.default_rng(7)
+    for step in range(2):
+        xyz = minimum.coords_bohr + rng.normal(scale=0.05, size=minimum.coords_bohr.shape)
+        result = engine.compute(minimum.atomic_numbers, xyz)
+        assert result.info["fallback"] == 1
+        log.record(xyz, result, step=step, bead=0)
+    before = len(ReferenceData.load(recipe / "data.npz"))
+    assert main(["dataset", str(recipe / "flagged.xyz"), "-o", str(recipe / "data.npz"), "--grid-level", "2",
+                 "--append"]) == 0
+    assert len(ReferenceData.load(recipe / "data.npz")) == before + 2
+    assert main(["train", str(recipe / "data.npz"), "-o", str(recipe / "model2.npz"), "--n1", "8", "--n2", "6",
+                 "--l-max", "2", "--points-per-frame", "1500", "--validation-frames", "2", "--test-frames", "2",
+                 "--skip-engine-check"]) == 0
+    retrained = JLCDModel.load(recipe / "model2.npz")
+    assert len(retrained.training["train_source_frames"]) == len(model.training["train_source_frames"]) + 2

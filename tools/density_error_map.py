@@ -1,5 +1,5 @@
 """Where a model's density error sits: integral |rho_in - rho_SCF| / N_e split by distance to the
-nearest nucleus (and its element) and by the local atomic density rho_SAD (issue 4).
+nearest nucleus (and its element) and by the local atomic density rho_SAD.
 
     python tools/density_error_map.py DATA.npz [--model uracil] [--frames 0:6]
 

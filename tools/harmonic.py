@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.optimize
 from pyscf.data import elements, nist
 from pyscf.hessian import thermo
 
@@ -34,7 +33,8 @@ from ipi_jlcdm.engines import make_engine
 from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
 from ipi_jlcdm.model import JLCDModel
 from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE, ENGINE_REVISION, FORCE_ROUTES
-from ipi_jlcdm.scf_engine import SCFEngine, run_scf
+from ipi_jlcdm.sampling import NormalModes, harmonic_samples, optimize, xyz_text
+from ipi_jlcdm.scf_engine import run_scf
 from ipi_jlcdm.units import ANGSTROM_PER_BOHR, DEBYE_PER_AU
 
 #: km/mol per (Debye / (angstrom amu^1/2))^2 (the usual double-harmonic IR intensity factor).
@@ -45,22 +45,6 @@ DEFAULT_STEP_BOHR = 0.01
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def optimize(level, atomic_numbers, coords_bohr, gtol: float) -> np.ndarray:
-    """BFGS on the SCF energy with analytic gradients; returns the minimum (natm, 3) bohr."""
-    engine = SCFEngine(level)
-    shape = coords_bohr.shape
-
-    def energy_and_gradient(x):
-        res = engine.compute(atomic_numbers, x.reshape(shape))
-        log(f"  optimize: E = {res.energy:.10f} Ha, max |F| = {np.abs(res.forces).max():.2e} Ha/bohr")
-        return res.energy, -res.forces.ravel()
-
-    out = scipy.optimize.minimize(energy_and_gradient, coords_bohr.ravel(), jac=True, method="BFGS",
-                                  options={"gtol": gtol, "maxiter": 200})
-    log(f"optimization: {out.message} ({out.nit} iterations)")
-    return out.x.reshape(shape)
 
 
 def reference_modes(level, atomic_numbers, coords_bohr):
@@ -87,22 +71,6 @@ def intensities_km_per_mol(dipole_derivatives_au: np.ndarray) -> np.ndarray:
     """(nmode, 3) d mu / d q in e bohr / (bohr amu^1/2) = e / amu^1/2 -> km/mol."""
     d_per_a = dipole_derivatives_au * DEBYE_PER_AU / ANGSTROM_PER_BOHR
     return KM_PER_MOL_PER_D2_A2_AMU * np.einsum("kx,kx->k", d_per_a, d_per_a)
-
-
-def harmonic_samples(atomic_numbers, coords0, freq_cm1, modes, temperature_k: float, count: int,
-                     seed: int = 0) -> str:
-    """XYZ text of ``count`` geometries with normal coordinates q_k ~ N(0, kT / omega_k^2) (classical
-    harmonic Boltzmann distribution; q in amu^1/2 bohr, modes as from ``reference_modes``)."""
-    au2hz = (nist.HARTREE2J / (nist.ATOMIC_MASS * nist.BOHR_SI ** 2)) ** 0.5 / (2 * np.pi)
-    omega_au = freq_cm1 * 1e2 * nist.LIGHT_SPEED_SI / au2hz  # sqrt(Ha / (bohr^2 amu))
-    kt = nist.BOLTZMANN * temperature_k / nist.HARTREE2J
-    rng = np.random.default_rng(seed)
-    frames = []
-    for n in range(count):
-        q = rng.normal(size=len(freq_cm1)) * np.sqrt(kt) / omega_au
-        coords = coords0 + np.einsum("k,kax->ax", q, modes)
-        frames.append(format_xyz_frame(atomic_numbers, coords, f"harmonic sample {n} at {temperature_k:g} K, angstrom"))
-    return "".join(frames)
 
 
 def central_difference(values: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -273,7 +241,10 @@ def main() -> int:
         temperature, count = float(args.sample[0]), int(args.sample[1])
         suffix = f"_seed{args.seed}" if args.seed else ""
         path = out / f"samples_{temperature:g}K{suffix}.xyz"
-        path.write_text(harmonic_samples(atomic_numbers, coords0, freq_ref, modes, temperature, count, args.seed))
+        samples = harmonic_samples(coords0, NormalModes(freq_ref, modes, None), temperature, count,
+                                   np.random.default_rng(args.seed))
+        path.write_text(xyz_text(atomic_numbers, [(xyz, f"harmonic sample {n} at {temperature:g} K, angstrom")
+                                                  for n, xyz in enumerate(samples)]))
         log(f"wrote {count} harmonic samples at {temperature:g} K to {path}")
         return 0
     steps = mode_steps(modes, args.step_bohr)

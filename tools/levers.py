@@ -1,4 +1,4 @@
-"""Density-error experiments for model choices (issue 4): learning curves and representation levers.
+"""Density-error experiments for model choices: learning curves and representation levers.
 
     python tools/levers.py DATA.npz --config base --train 0:32 --val 32:36 --test 36:44 [--points 3000]
                            [--curve 4,8,16,32]

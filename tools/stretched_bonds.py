@@ -19,18 +19,16 @@ import sys
 import numpy as np
 
 from ipi_jlcdm.geometry_io import format_xyz_frame, parse_frame_selection, read_frames, read_rmd17
+from ipi_jlcdm.sampling import stretched
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM
 
 
-def stretched(coords_bohr: np.ndarray, hydrogen: int, distance_angstrom: float) -> np.ndarray:
-    """A copy of coords (natm, 3) bohr with ``hydrogen`` moved along its bond to the nearest atom."""
+def stretched_to(coords_bohr: np.ndarray, hydrogen: int, distance_angstrom: float) -> np.ndarray:
+    """A copy of coords (natm, 3) bohr with ``hydrogen`` moved along its bond to the nearest atom to
+    ``distance_angstrom`` from it."""
     distances = np.linalg.norm(coords_bohr - coords_bohr[hydrogen], axis=1)
     distances[hydrogen] = np.inf
-    partner = int(np.argmin(distances))
-    bond = coords_bohr[hydrogen] - coords_bohr[partner]
-    out = coords_bohr.copy()
-    out[hydrogen] = coords_bohr[partner] + distance_angstrom * BOHR_PER_ANGSTROM * bond / np.linalg.norm(bond)
-    return out
+    return stretched(coords_bohr, hydrogen, distance_angstrom * BOHR_PER_ANGSTROM / distances.min())
 
 
 def main() -> int:
@@ -48,12 +46,12 @@ def main() -> int:
     frames = []
     for h in hydrogens:
         for r in (float(x) for x in args.minimum_distances.split(",")):
-            frames.append(format_xyz_frame(z, stretched(minimum.coords_bohr, h, r), f"minimum, H{h} at {r} A"))
+            frames.append(format_xyz_frame(z, stretched_to(minimum.coords_bohr, h, r), f"minimum, H{h} at {r} A"))
     rmd17 = read_rmd17(args.rmd17)
     for n, k in enumerate(parse_frame_selection(args.rmd17_frames, len(rmd17))):
         h = hydrogens[n % len(hydrogens)]
         for r in (float(x) for x in args.frame_distances.split(",")):
-            frames.append(format_xyz_frame(z, stretched(rmd17[k].coords_bohr, h, r), f"rMD17 {k}, H{h} at {r} A"))
+            frames.append(format_xyz_frame(z, stretched_to(rmd17[k].coords_bohr, h, r), f"rMD17 {k}, H{h} at {r} A"))
     with open(args.output, "w") as handle:
         handle.write("".join(frames))
     print(f"wrote {len(frames)} geometries to {args.output}", file=sys.stderr)
