@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from .engines import DEFAULT_FALLBACK_RESIDUAL, make_engine
-from .units import ANGSTROM_PER_BOHR, BOHR_PER_ANGSTROM, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
+from ipi_jlcdm.electronic.engines import DEFAULT_FALLBACK_RESIDUAL, make_engine
+from ipi_jlcdm.units import ANGSTROM_PER_BOHR, BOHR_PER_ANGSTROM, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
 
 
 class JLCDMCalculator(Calculator):

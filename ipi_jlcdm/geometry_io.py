@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from pyscf.data import elements
 
-from .units import ANGSTROM_PER_BOHR, BOHR_PER_ANGSTROM
+from ipi_jlcdm.units import ANGSTROM_PER_BOHR, BOHR_PER_ANGSTROM
 
 _IPI_POSITION_UNITS = re.compile(r"positions\{(\w+)\}")
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.electronic.scf_engine import SCFEngine
 from ipi_jlcdm.geometry_io import read_rmd17
-from ipi_jlcdm.level import LevelOfTheory
-from ipi_jlcdm.scf_engine import SCFEngine
 
 REPO = Path(__file__).resolve().parents[1]
 RMD17 = REPO / "tests" / "data" / "rmd17_uracil_frames.npz"

@@ -7,7 +7,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ipi_jlcdm.ipi_run import configure_input, driver_command, ipi_executable
+from ipi_jlcdm.md.ipi_run import configure_input, driver_command, ipi_executable
 
 REPO = Path(__file__).resolve().parents[1]
 WATER_MODEL = REPO / "tests" / "data" / "water_test_model.npz"

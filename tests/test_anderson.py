@@ -1,12 +1,12 @@
-"""Anderson steps (ipi_jlcdm/anderson.py): dipoles, route (c) forces and energies against full SCF."""
+"""Anderson steps (ipi_jlcdm/electronic/anderson.py): dipoles, route (c) forces and energies against full SCF."""
 
 import numpy as np
 import scipy.linalg
 
-from ipi_jlcdm.anderson import anderson_theta
-from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import OneShotEngine
-from ipi_jlcdm.scf_engine import SCFEngine
+from ipi_jlcdm.electronic.anderson import anderson_theta
+from ipi_jlcdm.electronic.oneshot import OneShotEngine
+from ipi_jlcdm.electronic.scf_engine import SCFEngine
+from ipi_jlcdm.jl.model import JLCDModel
 from ipi_jlcdm.units import DEBYE_PER_AU
 
 from .conftest import water_frames
@@ -83,8 +83,8 @@ def test_anderson_route_approaches_scf_forces_and_energy_with_the_steps():
 
 def test_anderson_forces_are_exact_for_the_scf_density(uracil_scf):
     """Fed the exact SCF density the mixture is P_SCF itself: route (c) gives the SCF forces and energy."""
-    from ipi_jlcdm.density import ExactDeformation
-    from ipi_jlcdm.level import LevelOfTheory
+    from ipi_jlcdm.electronic.density import ExactDeformation
+    from ipi_jlcdm.electronic.level import LevelOfTheory
 
     frame, scf, mf = uracil_scf
     engine = OneShotEngine(ExactDeformation(mf.mol, mf.make_rdm1()), LevelOfTheory(grid_level=3), forces="anderson",

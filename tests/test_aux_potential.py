@@ -6,7 +6,7 @@ import pytest
 from pyscf import df, gto
 from scipy.special import hyp1f1
 
-from ipi_jlcdm.aux_potential import (
+from ipi_jlcdm.electronic.aux_potential import (
     BOYS_FAR,
     AuxiliaryPotentials,
     _boys_near,

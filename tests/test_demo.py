@@ -4,9 +4,9 @@ checked on synthetic series with known frequencies."""
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from ipi_jlcdm.analysis.ir import DipoleSeries, compute_ir_spectrum, molecular_frame_dipoles
 from ipi_jlcdm.cli.main import main
-from ipi_jlcdm.demo import MOLECULES, band_table
-from ipi_jlcdm.ir import DipoleSeries, compute_ir_spectrum, molecular_frame_dipoles
+from ipi_jlcdm.md.demo import MOLECULES, band_table
 from ipi_jlcdm.units import CM1_PER_HARTREE, FS_PER_AU_TIME
 
 

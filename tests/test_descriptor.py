@@ -6,7 +6,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 from scipy.special import eval_jacobi, eval_legendre
 
-from ipi_jlcdm.descriptor import JLDescriptor, JLHyperparameters
+from ipi_jlcdm.jl.descriptor import JLDescriptor, JLHyperparameters
 
 HYPER = JLHyperparameters(r_cut=4.0, n1=5, n2=6, l_max=4, alpha=2.5, beta=0.7, r_min=-1.4, alpha2=3.3, beta2=-0.4)
 SPECIES = [1, 6, 8]

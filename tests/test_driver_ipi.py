@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ipi_jlcdm.analysis.ir import read_dipole_file
 from ipi_jlcdm.cli.main import main
 from ipi_jlcdm.geometry_io import read_xyz
-from ipi_jlcdm.ir import read_dipole_file
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM
 
 from .ipi_helpers import (
@@ -149,7 +149,7 @@ def test_pes_plugin_in_ipi_py_driver_and_ffdirect(tmp_path):
     import sys
     from pathlib import Path
 
-    import ipi_jlcdm.ipi_pes as pes
+    import ipi_jlcdm.md.ipi_pes as pes
 
     structure = REPO / "tests" / "data" / "water.xyz"
     results = {}
@@ -187,7 +187,7 @@ def test_shipped_inputs_start_in_ipi(tmp_path, name):
     import shutil
     from pathlib import Path
 
-    from ipi_jlcdm.ipi_run import configure_input
+    from ipi_jlcdm.md.ipi_run import configure_input
 
     shutil.copy(REPO / "inputs" / "uracil" / "uracil.xyz", tmp_path)
     address = f"shipped_{tmp_path.name[-12:]}"
@@ -203,7 +203,7 @@ def test_shipped_inputs_start_in_ipi(tmp_path, name):
 
 def test_nvt_then_nve_from_checkpoint(tmp_path):
     """The protocol of the shipped inputs (and of the demo): NVE continues from the NVT checkpoint."""
-    from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
+    from ipi_jlcdm.md.ipi_run import configure_input, driver_command, run_ipi_with_driver
 
     workdir, address = water_run_dir(tmp_path, steps=3)
     configure_input(REPO / "inputs" / "uracil" / "nve.xml", workdir / "nve.xml", 4, address)
@@ -233,7 +233,7 @@ def test_a_terminated_run_stops_ipi_and_its_driver(tmp_path):
     import sys
 
     workdir, address = water_run_dir(tmp_path, steps=1000)
-    script = (f"from ipi_jlcdm.ipi_run import driver_command, run_ipi_with_driver\n"
+    script = (f"from ipi_jlcdm.md.ipi_run import driver_command, run_ipi_with_driver\n"
               f"cmd = driver_command({address!r}, 'jlcdm', {str(WATER_MODEL)!r}, ['--structure', 'water.xyz'])\n"
               f"run_ipi_with_driver({str(workdir)!r}, 'input.xml', {address!r}, cmd, 600, tag='run')\n")
     runner = subprocess.Popen([sys.executable, "-c", script])

@@ -7,9 +7,9 @@ import threading
 
 import numpy as np
 
-from ipi_jlcdm.driver import EXIT_EOF, EXIT_ERROR, EXIT_OK, DriverLoop
-from ipi_jlcdm.ipi_socket import IPISocket, header
-from ipi_jlcdm.results import EngineResult
+from ipi_jlcdm.electronic.results import EngineResult
+from ipi_jlcdm.md.driver import EXIT_EOF, EXIT_ERROR, EXIT_OK, DriverLoop
+from ipi_jlcdm.md.ipi_socket import IPISocket, header
 
 
 def fake_result(positions, bead, value=1.0):

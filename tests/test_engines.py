@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from ipi_jlcdm.density import ExactDeformation
-from ipi_jlcdm.level import LevelOfTheory
-from ipi_jlcdm.oneshot import OneShotEngine
-from ipi_jlcdm.scf_engine import SCFEngine, extrapolated_guess
+from ipi_jlcdm.electronic.density import ExactDeformation
+from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.electronic.oneshot import OneShotEngine
+from ipi_jlcdm.electronic.scf_engine import SCFEngine, extrapolated_guess
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM, KCAL_PER_MOL_PER_HARTREE
 
 from .conftest import WATER, water_frames
@@ -88,8 +88,8 @@ def test_scf_engine_extrapolation_saves_cycles_along_a_smooth_path():
 
 def test_tailored_xc_gradient_equals_pyscf():
     """The one-shot forces' XC term (contracted with P first) equals PySCF's get_vxc route."""
-    from ipi_jlcdm.density import grid_points
-    from ipi_jlcdm.oneshot import _grid_slice, _pyscf_xc_gradient, _xc_gradient
+    from ipi_jlcdm.electronic.density import grid_points
+    from ipi_jlcdm.electronic.oneshot import _grid_slice, _pyscf_xc_gradient, _xc_gradient
 
     level = LevelOfTheory(grid_level=2)
     mol = level.make_mol(np.array([8, 1, 1]), water_frames(1, seed=2)[0])

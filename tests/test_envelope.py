@@ -8,9 +8,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ipi_jlcdm.density import add_density_response, density_on_points, map_ao_blocks, per_atom, sad_density_matrix
-from ipi_jlcdm.model import JLCDModel, envelope
-from ipi_jlcdm.oneshot import OneShotEngine
+from ipi_jlcdm.electronic.density import (
+    add_density_response,
+    density_on_points,
+    map_ao_blocks,
+    per_atom,
+    sad_density_matrix,
+)
+from ipi_jlcdm.electronic.oneshot import OneShotEngine
+from ipi_jlcdm.jl.model import JLCDModel, envelope
 
 from .conftest import assert_forces_are_energy_derivative, central_difference_gradient, water_frames
 from .ipi_helpers import WATER_MODEL
@@ -104,7 +110,7 @@ def test_consistent_forces_with_an_envelope_model_are_the_energy_derivative():
     |error| of all force components by full finite differences (Ha/bohr), grid level 2 / 4: this
     model 8.2e-4 / 4.5e-5, the plain model with 1.02x its coefficients 1.5e-4 / 2.1e-4: a
     quadrature inconsistency of that size, not specific to the envelope, not located yet."""
-    from ipi_jlcdm.level import FrozenGridLevel
+    from ipi_jlcdm.electronic.level import FrozenGridLevel
 
     plain = JLCDModel.load(WATER_MODEL)
     model = JLCDModel(plain.hyper, plain.species, np.concatenate([plain.coefficients, 0.02 * plain.coefficients]),

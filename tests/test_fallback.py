@@ -4,13 +4,13 @@ is detected by its residual and the step is recomputed by SCF, giving SCF forces
 import numpy as np
 
 from ipi_jlcdm.cli.main import main
-from ipi_jlcdm.dataset import ReferenceData
-from ipi_jlcdm.driver import FlaggedFrameLog
+from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.electronic.oneshot import OneShotEngine
+from ipi_jlcdm.electronic.scf_engine import SCFEngine
 from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
-from ipi_jlcdm.level import LevelOfTheory
-from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import OneShotEngine
-from ipi_jlcdm.scf_engine import SCFEngine
+from ipi_jlcdm.jl.model import JLCDModel
+from ipi_jlcdm.md.driver import FlaggedFrameLog
+from ipi_jlcdm.training.dataset import ReferenceData
 
 from .conftest import water_frames
 from .ipi_helpers import WATER_MODEL

@@ -4,7 +4,7 @@ import numpy as np
 from pyscf import gto
 from pyscf.dft import gen_grid, numint
 
-from ipi_jlcdm.density import add_density_response_reference, add_density_responses, density_on_points
+from ipi_jlcdm.electronic.density import add_density_response_reference, add_density_responses, density_on_points
 from ipi_jlcdm.threads import chunk_map
 
 
@@ -41,8 +41,8 @@ def test_threaded_density_equals_one_thread_and_keeps_order():
 def test_tabulated_sad_density_and_its_atom_derivatives_equal_the_ao_formulas():
     """rho_SAD from the radial tables against rho[P_SAD] from AO values, and the atom derivatives of
     sum_g u . (rho_SAD, grad rho_SAD) against the AO response of ``add_density_response_reference``."""
-    from ipi_jlcdm.density import per_atom, sad_density_matrix, sad_density_on_points
-    from ipi_jlcdm.sad_radial import radial_tables, sad_atom_gradient
+    from ipi_jlcdm.electronic.density import per_atom, sad_density_matrix, sad_density_on_points
+    from ipi_jlcdm.electronic.sad_radial import radial_tables, sad_atom_gradient
 
     mol = gto.M(atom="O 0 0 0.1; C 0 1.4 0.3; N 1.2 -0.6 0; H 0 0.75 -0.95; H 0 -0.8 -0.5; H 3.5 0 0",
                 basis="def2-svp", verbose=0, unit="Bohr")

@@ -5,9 +5,9 @@ is a function of the atom positions alone."""
 
 import numpy as np
 
-from ipi_jlcdm.level import FrozenGridLevel
-from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import OneShotEngine
+from ipi_jlcdm.electronic.level import FrozenGridLevel
+from ipi_jlcdm.electronic.oneshot import OneShotEngine
+from ipi_jlcdm.jl.model import JLCDModel
 
 from .conftest import central_difference_gradient, water_frames
 from .ipi_helpers import WATER_MODEL

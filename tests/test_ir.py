@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ipi_jlcdm.cli.main import main
-from ipi_jlcdm.ir import (
+from ipi_jlcdm.analysis.ir import (
     FS_PER_AU_TIME,
     DipoleSeries,
     IRInputError,
@@ -19,6 +18,7 @@ from ipi_jlcdm.ir import (
     read_csv,
     read_dipole_file,
 )
+from ipi_jlcdm.cli.main import main
 
 CM1_PER_AU = 219474.63  # angular frequency: 1 a.u. = 219474.63 cm^-1
 DT_FS = 0.5

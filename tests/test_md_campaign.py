@@ -9,9 +9,9 @@ import numpy as np
 from ipi.inputs.simulation import InputSimulation
 from ipi.utils.io.inputs import io_xml
 
-from ipi_jlcdm.demo import packaged_inputs
-from ipi_jlcdm.ipi_run import configure_input
-from ipi_jlcdm.md_properties import conservation, read_properties
+from ipi_jlcdm.md.demo import packaged_inputs
+from ipi_jlcdm.md.ipi_run import configure_input
+from ipi_jlcdm.md.md_properties import conservation, read_properties
 
 SPEC = importlib.util.spec_from_file_location("md_campaign", Path(__file__).parents[1] / "tools" / "md_campaign.py")
 campaign = importlib.util.module_from_spec(SPEC)

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from ipi_jlcdm.descriptor import JLHyperparameters
-from ipi_jlcdm.engines import make_engine
-from ipi_jlcdm.level import LevelOfTheory
-from ipi_jlcdm.model import JLCDModel, ModelFileError
+from ipi_jlcdm.electronic.engines import make_engine
+from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.jl.descriptor import JLHyperparameters
+from ipi_jlcdm.jl.model import JLCDModel, ModelFileError
 
 
 def small_model(seed=0):
@@ -18,7 +18,7 @@ def small_model(seed=0):
 
 
 def _n_features(hyper, species):
-    from ipi_jlcdm.descriptor import JLDescriptor
+    from ipi_jlcdm.jl.descriptor import JLDescriptor
 
     return JLDescriptor(hyper, species).n_features
 

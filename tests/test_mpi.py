@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from ipi_jlcdm.ipi_run import mpiexec_path
-from ipi_jlcdm.ir import read_dipole_file
+from ipi_jlcdm.analysis.ir import read_dipole_file
+from ipi_jlcdm.md.ipi_run import mpiexec_path
 from ipi_jlcdm.parallel import partition_grid
 from ipi_jlcdm.units import ANGSTROM_PER_BOHR
 

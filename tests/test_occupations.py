@@ -6,11 +6,11 @@ and the one-shot dipole jumps by about 2 e*bohr between geometries 0.01 A apart.
 
 import numpy as np
 
-from ipi_jlcdm.descriptor import JLDescriptor, JLHyperparameters
-from ipi_jlcdm.level import LevelOfTheory
-from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.occupations import fermi_dirac
-from ipi_jlcdm.oneshot import OneShotEngine
+from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.electronic.occupations import fermi_dirac
+from ipi_jlcdm.electronic.oneshot import OneShotEngine
+from ipi_jlcdm.jl.descriptor import JLDescriptor, JLHyperparameters
+from ipi_jlcdm.jl.model import JLCDModel
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM
 
 

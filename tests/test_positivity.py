@@ -1,4 +1,4 @@
-"""The positivity map rho_in = rho_SAD h((rho_SAD + drho) / rho_SAD) (ipi_jlcdm/positivity.py): h is C^2
+"""The positivity map rho_in = rho_SAD h((rho_SAD + drho) / rho_SAD) (ipi_jlcdm/electronic/positivity.py): h is C^2
 and bounded below, its chain rule against finite differences, and the consistent forces of a model
 whose density the map changes against finite differences of the Harris-Foulkes energy."""
 
@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from ipi_jlcdm.density import density_on_points, grid_points, sad_density_matrix
-from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import OneShotEngine
-from ipi_jlcdm.positivity import X_FLOOR, X_IDENTITY, PositiveDensityMap, floor_function
+from ipi_jlcdm.electronic.density import density_on_points, grid_points, sad_density_matrix
+from ipi_jlcdm.electronic.oneshot import OneShotEngine
+from ipi_jlcdm.electronic.positivity import X_FLOOR, X_IDENTITY, PositiveDensityMap, floor_function
+from ipi_jlcdm.jl.model import JLCDModel
 
 from .conftest import assert_forces_are_energy_derivative, water_frames
 from .ipi_helpers import WATER_MODEL
@@ -71,7 +71,7 @@ def test_consistent_forces_are_the_energy_derivative_where_the_map_acts():
     (the size of the known quadrature inconsistency of plain models, test_envelope.py), while the
     map changes the derivative by 2e-3 to 2e-2; without the map 3.0e-3, 2.0e-3, 5.5e-4 (the kernel
     f_xc[rho_in] (rho_out - rho_in) near rho_in = 0)."""
-    from ipi_jlcdm.level import FrozenGridLevel
+    from ipi_jlcdm.electronic.level import FrozenGridLevel
 
     plain = JLCDModel.load(WATER_MODEL)
     model = JLCDModel(plain.hyper, plain.species, 2.0 * plain.coefficients, replace(plain.level, grid_level=4))

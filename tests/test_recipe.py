@@ -7,7 +7,7 @@ import pytest
 
 from ipi_jlcdm.cli.main import main
 from ipi_jlcdm.geometry_io import read_frames
-from ipi_jlcdm.sampling import NormalModes, harmonic_energy, harmonic_samples
+from ipi_jlcdm.training.sampling import NormalModes, harmonic_energy, harmonic_samples
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM
 
 WATER_XYZ = "3\nwater\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\nH 0.0 -0.7572 -0.4692\n"
@@ -78,10 +78,10 @@ def test_active_learning_loop_flagged_frames_back_into_data_and_retrain(recipe):
     """The loop of the README: steps the engine flags (here every step: residual threshold 0) are
     written by the driver's FlaggedFrameLog, appended to the data with `dataset --append`, and the
     model is retrained on the larger set."""
-    from ipi_jlcdm.dataset import ReferenceData
-    from ipi_jlcdm.driver import FlaggedFrameLog
-    from ipi_jlcdm.model import JLCDModel
-    from ipi_jlcdm.oneshot import OneShotEngine
+    from ipi_jlcdm.electronic.oneshot import OneShotEngine
+    from ipi_jlcdm.jl.model import JLCDModel
+    from ipi_jlcdm.md.driver import FlaggedFrameLog
+    from ipi_jlcdm.training.dataset import ReferenceData
 
     model = JLCDModel.load(recipe / "model.npz")
     engine = OneShotEngine(model, model.level, fallback_residual=0.0, compute_forces=False, dipole="one-shot")

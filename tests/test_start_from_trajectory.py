@@ -9,8 +9,8 @@ import numpy as np
 from ipi.inputs.simulation import InputSimulation
 from ipi.utils.io.inputs import io_xml
 
-from ipi_jlcdm.demo import packaged_inputs
 from ipi_jlcdm.geometry_io import read_xyz
+from ipi_jlcdm.md.demo import packaged_inputs
 from ipi_jlcdm.units import ANGSTROM_PER_BOHR, BOLTZMANN_HARTREE_PER_K, ELECTRON_MASSES_PER_DALTON, FS_PER_AU_TIME
 
 SPEC = importlib.util.spec_from_file_location(

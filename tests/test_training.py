@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from ipi_jlcdm.cli.main import main
-from ipi_jlcdm.dataset import ReferenceData
-from ipi_jlcdm.density import density_on_points, sad_density_matrix
+from ipi_jlcdm.electronic.density import density_on_points, sad_density_matrix
+from ipi_jlcdm.electronic.oneshot import OneShotEngine
 from ipi_jlcdm.geometry_io import parse_frame_selection
-from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import OneShotEngine
-from ipi_jlcdm.training import frame_grid, sample_points
+from ipi_jlcdm.jl.model import JLCDModel
+from ipi_jlcdm.training.dataset import ReferenceData
+from ipi_jlcdm.training.fit import frame_grid, sample_points
 from ipi_jlcdm.units import (
     ANGSTROM_PER_BOHR,
     BOHR_PER_ANGSTROM,
@@ -167,7 +167,7 @@ def test_solve_ridge_keeps_small_features_and_drops_vanishing_ones():
     """Real JL features span ten decades of column norm (a short-range block next to the main one:
     3e-10 of the largest); only columns that vanish on the data (exactly zero) stay out of the fit.
     Truth: a noiseless linear target is reproduced, including the weight of the smallest column."""
-    from ipi_jlcdm.training import NormalEquations, solve_ridge
+    from ipi_jlcdm.training.fit import NormalEquations, solve_ridge
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(400, 4)) * np.array([1e10, 1.0, 3.0, 0.0])  # column 2 at 1e-10 of column 1
@@ -184,8 +184,8 @@ def test_rho_sad_weights_aim_the_fit_at_the_integrated_absolute_error(water_data
     """Weighting the squared residuals by (rho_SAD + 1e-6)^-0.4 (the measured scaling of the error
     size) lowers the error the model is judged by, integral |rho_in - rho_SCF| / N_e, on held-out
     frames against their SCF densities (measured: 2.03/1.48 % -> 1.42/1.13 %)."""
-    from ipi_jlcdm.descriptor import JLHyperparameters
-    from ipi_jlcdm.training import density_error, train_model
+    from ipi_jlcdm.jl.descriptor import JLHyperparameters
+    from ipi_jlcdm.training.fit import density_error, train_model
 
     data = ReferenceData.load(water_data / "water.npz")
     hyper = JLHyperparameters(r_cut=3.0 * BOHR_PER_ANGSTROM, r_min=-0.8 * BOHR_PER_ANGSTROM, n1=25, n2=10, l_max=5,

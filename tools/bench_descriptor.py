@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ipi_jlcdm.descriptor import JLDescriptor
 from ipi_jlcdm.geometry_io import read_frames
-from ipi_jlcdm.model import JLCDModel
+from ipi_jlcdm.jl.descriptor import JLDescriptor
+from ipi_jlcdm.jl.model import JLCDModel
 
 GEOMETRY = Path(__file__).parent / "data" / "uracil_md_frames.xyz"
 

@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ipi_jlcdm.demo import packaged_inputs
-from ipi_jlcdm.ipi_run import configure_input, ipi_executable
-from ipi_jlcdm.ipi_socket import DEFAULT_UNIX_PREFIX
+from ipi_jlcdm.md.demo import packaged_inputs
+from ipi_jlcdm.md.ipi_run import configure_input, ipi_executable
+from ipi_jlcdm.md.ipi_socket import DEFAULT_UNIX_PREFIX
 
 SLEEPING_PES = '''__DRIVER_NAME__ = "sleeping"
 __DRIVER_CLASS__ = "Sleeping"

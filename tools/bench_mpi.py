@@ -19,8 +19,8 @@ import subprocess
 import sys
 import time
 
-from ipi_jlcdm.ipi_run import mpiexec_path
-from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
+from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
+from ipi_jlcdm.md.ipi_run import mpiexec_path
 
 GRID_STAGES = ("rho_sad", "model", "coulomb", "xc", "forces: grid terms", "vjp", "anderson")
 
@@ -28,9 +28,9 @@ GRID_STAGES = ("rho_sad", "model", "coulomb", "xc", "forces: grid terms", "vjp",
 def worker(args) -> None:
     import numpy as np
 
+    from ipi_jlcdm.electronic.oneshot import OneShotEngine
     from ipi_jlcdm.geometry_io import read_frames
-    from ipi_jlcdm.model import JLCDModel
-    from ipi_jlcdm.oneshot import OneShotEngine
+    from ipi_jlcdm.jl.model import JLCDModel
     from ipi_jlcdm.parallel import world
 
     model = JLCDModel.load(args.model)

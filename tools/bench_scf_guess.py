@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 
+from ipi_jlcdm.electronic.scf_engine import MAX_GUESS_ORDER, SCFEngine
 from ipi_jlcdm.geometry_io import read_frames
-from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.scf_engine import MAX_GUESS_ORDER, SCFEngine
+from ipi_jlcdm.jl.model import JLCDModel
 
 #: Steps that fill the extrapolation history (not timed).
 WARM_UP_STEPS = MAX_GUESS_ORDER + 1

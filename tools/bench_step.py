@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ipi_jlcdm.anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
+from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
+from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES, OneShotEngine
+from ipi_jlcdm.electronic.scf_engine import SCFEngine
 from ipi_jlcdm.geometry_io import Frame, read_frames
-from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES, OneShotEngine
-from ipi_jlcdm.scf_engine import SCFEngine
+from ipi_jlcdm.jl.model import JLCDModel
 from ipi_jlcdm.threads import worker_count
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM
 

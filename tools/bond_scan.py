@@ -17,10 +17,10 @@ import sys
 
 import numpy as np
 
+from ipi_jlcdm.electronic.oneshot import OneShotEngine
+from ipi_jlcdm.electronic.scf_engine import SCFEngine
 from ipi_jlcdm.geometry_io import read_frames
-from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import OneShotEngine
-from ipi_jlcdm.scf_engine import SCFEngine
+from ipi_jlcdm.jl.model import JLCDModel
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
 
 

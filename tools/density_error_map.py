@@ -17,11 +17,11 @@ import argparse
 
 import numpy as np
 
-from ipi_jlcdm.dataset import ReferenceData
+from ipi_jlcdm.electronic.positivity import PositiveDensityMap
 from ipi_jlcdm.geometry_io import parse_frame_selection
-from ipi_jlcdm.model import JLCDModel, resolve_model_path
-from ipi_jlcdm.positivity import PositiveDensityMap
-from ipi_jlcdm.training import frame_grid
+from ipi_jlcdm.jl.model import JLCDModel, resolve_model_path
+from ipi_jlcdm.training.dataset import ReferenceData
+from ipi_jlcdm.training.fit import frame_grid
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM
 
 SHELL_EDGES_ANGSTROM = np.array([0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 2.5, np.inf])

@@ -20,12 +20,12 @@ import time
 
 import numpy as np
 
-from ipi_jlcdm.anderson import DEFAULT_ANDERSON_STEPS
+from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS
+from ipi_jlcdm.electronic.level import FrozenGridLevel
+from ipi_jlcdm.electronic.oneshot import FORCE_ROUTES, OneShotEngine
+from ipi_jlcdm.electronic.scf_engine import SCFEngine
 from ipi_jlcdm.geometry_io import read_frames
-from ipi_jlcdm.level import FrozenGridLevel
-from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import FORCE_ROUTES, OneShotEngine
-from ipi_jlcdm.scf_engine import SCFEngine
+from ipi_jlcdm.jl.model import JLCDModel
 
 
 def random_direction(rng: np.random.Generator, natm: int) -> np.ndarray:

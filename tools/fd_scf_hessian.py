@@ -23,9 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harmonic import mode_steps, modes_from_forces  # noqa: E402
 
+from ipi_jlcdm.electronic.scf_engine import run_scf  # noqa: E402
 from ipi_jlcdm.geometry_io import read_frames  # noqa: E402
-from ipi_jlcdm.model import JLCDModel, resolve_model_path  # noqa: E402
-from ipi_jlcdm.scf_engine import run_scf  # noqa: E402
+from ipi_jlcdm.jl.model import JLCDModel, resolve_model_path  # noqa: E402
 
 
 def main() -> int:

@@ -28,13 +28,13 @@ import numpy as np
 from pyscf.data import elements, nist
 from pyscf.hessian import thermo
 
-from ipi_jlcdm.anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
-from ipi_jlcdm.engines import make_engine
+from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
+from ipi_jlcdm.electronic.engines import make_engine
+from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, ENGINE_REVISION, FORCE_ROUTES
+from ipi_jlcdm.electronic.scf_engine import run_scf
 from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
-from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE, ENGINE_REVISION, FORCE_ROUTES
-from ipi_jlcdm.sampling import NormalModes, harmonic_samples, optimize, xyz_text
-from ipi_jlcdm.scf_engine import run_scf
+from ipi_jlcdm.jl.model import JLCDModel
+from ipi_jlcdm.training.sampling import NormalModes, harmonic_samples, optimize, xyz_text
 from ipi_jlcdm.units import ANGSTROM_PER_BOHR, DEBYE_PER_AU
 
 #: km/mol per (Debye / (angstrom amu^1/2))^2 (the usual double-harmonic IR intensity factor).

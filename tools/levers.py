@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 
-from ipi_jlcdm.dataset import ReferenceData
-from ipi_jlcdm.descriptor import JLDescriptor, JLHyperparameters
 from ipi_jlcdm.geometry_io import parse_frame_selection
-from ipi_jlcdm.training import (
+from ipi_jlcdm.jl.descriptor import JLDescriptor, JLHyperparameters
+from ipi_jlcdm.training.dataset import ReferenceData
+from ipi_jlcdm.training.fit import (
     INACTIVE_FEATURE_SCALE,
     NormalEquations,
     frame_grid,

@@ -41,12 +41,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ipi_jlcdm.demo import TIMESTEP_FS, packaged_inputs
+from ipi_jlcdm.analysis.ir import read_extras_table
+from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE
 from ipi_jlcdm.geometry_io import IPI_XYZ_COMMENT, format_xyz_frame, read_xyz, symbol_to_z
-from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
-from ipi_jlcdm.ir import read_extras_table
-from ipi_jlcdm.md_properties import conservation, read_properties
-from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE
+from ipi_jlcdm.md.demo import TIMESTEP_FS, packaged_inputs
+from ipi_jlcdm.md.ipi_run import configure_input, driver_command, run_ipi_with_driver
+from ipi_jlcdm.md.md_properties import conservation, read_properties
 from ipi_jlcdm.units import DEBYE_PER_AU
 
 #: The driver's per-step reliability extras, one line per step: gap (Ha), residual, |d mu| (e bohr), fallback.

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ipi_jlcdm.electronic.level import LevelOfTheory
 from ipi_jlcdm.geometry_io import read_frames
-from ipi_jlcdm.level import LevelOfTheory
 
 _SPEC = importlib.util.spec_from_file_location("harmonic", Path(__file__).with_name("harmonic.py"))
 harmonic = importlib.util.module_from_spec(_SPEC)

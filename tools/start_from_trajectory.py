@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ipi_jlcdm.demo import packaged_inputs
 from ipi_jlcdm.geometry_io import IPI_XYZ_COMMENT, Frame, format_xyz_frame, read_xyz
-from ipi_jlcdm.ipi_run import configure_input, driver_command, run_ipi_with_driver
+from ipi_jlcdm.md.demo import packaged_inputs
+from ipi_jlcdm.md.ipi_run import configure_input, driver_command, run_ipi_with_driver
 from ipi_jlcdm.units import (
     ANGSTROM_PER_BOHR,
     BOLTZMANN_HARTREE_PER_K,

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from ipi_jlcdm.geometry_io import format_xyz_frame, parse_frame_selection, read_frames, read_rmd17
-from ipi_jlcdm.sampling import stretched
+from ipi_jlcdm.training.sampling import stretched
 from ipi_jlcdm.units import BOHR_PER_ANGSTROM
 
 

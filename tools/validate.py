@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ipi_jlcdm.anderson import DEFAULT_ANDERSON_STEPS
-from ipi_jlcdm.dataset import ReferenceData
+from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS
+from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
 from ipi_jlcdm.geometry_io import parse_frame_selection
-from ipi_jlcdm.model import JLCDModel
-from ipi_jlcdm.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
-from ipi_jlcdm.validation import format_table, summarize, validate_model
+from ipi_jlcdm.jl.model import JLCDModel
+from ipi_jlcdm.training.dataset import ReferenceData
+from ipi_jlcdm.training.validation import format_table, summarize, validate_model
 
 
 def main() -> int:

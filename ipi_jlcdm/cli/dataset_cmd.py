@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..dataset import build_reference_data
-from ..geometry_io import parse_frame_selection, read_frames
-from ..level import LevelOfTheory
+from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.geometry_io import parse_frame_selection, read_frames
+from ipi_jlcdm.training.dataset import build_reference_data
 
 
 def add_parser(sub, name: str) -> None:

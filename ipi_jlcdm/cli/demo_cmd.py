@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..demo import MOLECULES, run_demo
-from ..engines import ENGINES
-from ..ipi_run import RunFailed
-from ..oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
+from ipi_jlcdm.electronic.engines import ENGINES
+from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
+from ipi_jlcdm.md.demo import MOLECULES, run_demo
+from ipi_jlcdm.md.ipi_run import RunFailed
 
 
 def add_parser(sub, name: str) -> None:

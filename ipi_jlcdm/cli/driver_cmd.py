@@ -6,11 +6,11 @@ import argparse
 import os
 import sys
 
-from ..driver import EXIT_ERROR, DriverLoop, FlaggedFrameLog
-from ..engines import add_engine_arguments, engine_from_arguments, molecule_atomic_numbers
-from ..ipi_socket import DEFAULT_UNIX_PREFIX, IPISocket
-from ..model import JLCDModel
-from ..parallel import world
+from ipi_jlcdm.electronic.engines import add_engine_arguments, engine_from_arguments, molecule_atomic_numbers
+from ipi_jlcdm.jl.model import JLCDModel
+from ipi_jlcdm.md.driver import EXIT_ERROR, DriverLoop, FlaggedFrameLog
+from ipi_jlcdm.md.ipi_socket import DEFAULT_UNIX_PREFIX, IPISocket
+from ipi_jlcdm.parallel import world
 
 #: Where the driver saves the geometries of flagged (SCF fallback) steps by default.
 DEFAULT_FLAGGED_XYZ = "jlcdm_flagged.xyz"

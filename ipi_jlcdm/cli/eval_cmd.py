@@ -7,10 +7,10 @@ import contextlib
 import sys
 import time
 
-from ..engines import add_engine_arguments, engine_from_arguments
-from ..geometry_io import format_extxyz_frame, read_frames
-from ..parallel import world
-from ..units import ANGSTROM_PER_BOHR, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
+from ipi_jlcdm.electronic.engines import add_engine_arguments, engine_from_arguments
+from ipi_jlcdm.geometry_io import format_extxyz_frame, read_frames
+from ipi_jlcdm.parallel import world
+from ipi_jlcdm.units import ANGSTROM_PER_BOHR, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
 
 
 def add_parser(sub, name: str) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..ir import (
+from ipi_jlcdm.analysis.ir import (
     QCF_CHOICES,
     WINDOW_CHOICES,
     compute_ir_spectrum,

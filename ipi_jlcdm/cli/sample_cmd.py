@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry_io import format_xyz_frame, read_frames
-from ..level import LevelOfTheory
-from ..sampling import (
+from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
+from ipi_jlcdm.training.sampling import (
     DEFAULT_STRETCH_RATIOS,
     NormalModes,
     harmonic_samples,

@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 
-from ..dataset import ReferenceData
-from ..descriptor import JLHyperparameters
-from ..geometry_io import parse_frame_selection
-from ..training import train_model
-from ..units import BOHR_PER_ANGSTROM
-from ..validation import calibrate_energy_offset, format_table, summarize, validate_model
+from ipi_jlcdm.geometry_io import parse_frame_selection
+from ipi_jlcdm.jl.descriptor import JLHyperparameters
+from ipi_jlcdm.training.dataset import ReferenceData
+from ipi_jlcdm.training.fit import train_model
+from ipi_jlcdm.training.validation import calibrate_energy_offset, format_table, summarize, validate_model
+from ipi_jlcdm.units import BOHR_PER_ANGSTROM
 
 
 def add_parser(sub, name: str) -> None:

@@ -7,12 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from ..anderson import DEFAULT_ANDERSON_STEPS
-from ..dataset import ReferenceData
-from ..geometry_io import parse_frame_selection
-from ..model import JLCDModel
-from ..oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
-from ..validation import GOALS, format_goal_table, format_table, summarize, validate_model
+from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS
+from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
+from ipi_jlcdm.geometry_io import parse_frame_selection
+from ipi_jlcdm.jl.model import JLCDModel
+from ipi_jlcdm.training.dataset import ReferenceData
+from ipi_jlcdm.training.validation import GOALS, format_goal_table, format_table, summarize, validate_model
 
 
 def add_parser(sub, name: str) -> None:

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-from .ipi_socket import DEFAULT_UNIX_PREFIX
+from ipi_jlcdm.md.ipi_socket import DEFAULT_UNIX_PREFIX
 
 
 class RunFailed(RuntimeError):

@@ -1,10 +1,10 @@
 """i-PI PES plug-in: the JLCDM (or SCF) engine inside i-PI's own Python driver or ``<ffdirect>``.
 
-    i-pi-py_driver -m custom -P $(python -c "import ipi_jlcdm.ipi_pes as m; print(m.__file__)") \\
+    i-pi-py_driver -m custom -P $(python -c "import ipi_jlcdm.md.ipi_pes as m; print(m.__file__)") \\
         -u -a uracil_jlcdm -o model=uracil,engine=jlcdm
 
     <ffdirect name='jlcdm' pbc='false'>
-      <pes> custom </pes> <pes_path> /path/to/ipi_jlcdm/ipi_pes.py </pes_path>
+      <pes> custom </pes> <pes_path> /path/to/ipi_jlcdm/md/ipi_pes.py </pes_path>
       <parameters> {model: uracil, engine: jlcdm} </parameters>
     </ffdirect>
 
@@ -19,8 +19,8 @@ import time
 import numpy as np
 from ipi.pes.dummy import Dummy_driver
 
-from ipi_jlcdm.driver import extras_json
-from ipi_jlcdm.engines import make_engine, molecule_atomic_numbers
+from ipi_jlcdm.electronic.engines import make_engine, molecule_atomic_numbers
+from ipi_jlcdm.md.driver import extras_json
 
 __DRIVER_NAME__ = "jlcdm"
 __DRIVER_CLASS__ = "JLCDM_driver"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .geometry_io import format_xyz_frame
-from .ipi_socket import IPIConnectionClosed, IPISocket, header
-from .results import EngineResult
+from ipi_jlcdm.electronic.results import EngineResult
+from ipi_jlcdm.geometry_io import format_xyz_frame
+from ipi_jlcdm.md.ipi_socket import IPIConnectionClosed, IPISocket, header
 
 EXIT_OK, EXIT_ERROR, EXIT_EOF = 0, 1, 3
 

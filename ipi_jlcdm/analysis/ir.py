@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 
-from .units import BOLTZMANN_HARTREE_PER_K, CM1_PER_HARTREE, FS_PER_AU_TIME
+from ipi_jlcdm.units import BOLTZMANN_HARTREE_PER_K, CM1_PER_HARTREE, FS_PER_AU_TIME
 
 QCF_CHOICES = ("harmonic", "standard", "schofield", "none")
 WINDOW_CHOICES = ("hann", "blackman", "gaussian", "none")
@@ -115,7 +115,7 @@ def in_molecular_frame(series: DipoleSeries, positions_path: str | Path) -> Dipo
     read from an i-PI positions trajectory with the same frames (its last values of repeated steps)."""
     from pyscf.data import elements
 
-    from .geometry_io import read_frames
+    from ipi_jlcdm.geometry_io import read_frames
 
     frames = read_frames(positions_path)
     matches = [_STEP_IN_COMMENT.search(f.comment) for f in frames]

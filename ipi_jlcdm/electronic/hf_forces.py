@@ -31,10 +31,10 @@ from pyscf import df, lib, scf
 from pyscf.dft import numint
 from pyscf.grad import rhf as rhf_grad
 
-from .density import add_density_responses, density_from_phi, grid_blocks, map_ao_blocks, per_atom
-from .positivity import PositiveDensityMap
-from .sad_radial import radial_tables, sad_atom_gradient
-from .threads import chunk_map
+from ipi_jlcdm.electronic.density import add_density_responses, density_from_phi, grid_blocks, map_ao_blocks, per_atom
+from ipi_jlcdm.electronic.positivity import PositiveDensityMap
+from ipi_jlcdm.electronic.sad_radial import radial_tables, sad_atom_gradient
+from ipi_jlcdm.threads import chunk_map
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ir import last_of_repeated_steps
+from ipi_jlcdm.analysis.ir import last_of_repeated_steps
 
 
 def read_properties(path: str | Path) -> np.ndarray:

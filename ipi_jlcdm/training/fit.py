@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .dataset import ReferenceData
-from .density import density_on_points, grid_points, sad_density_on_points
-from .descriptor import JLHyperparameters
-from .model import JLCDModel
-from .positivity import PositiveDensityMap
+from ipi_jlcdm.electronic.density import density_on_points, grid_points, sad_density_on_points
+from ipi_jlcdm.electronic.positivity import PositiveDensityMap
+from ipi_jlcdm.jl.descriptor import JLHyperparameters
+from ipi_jlcdm.jl.model import JLCDModel
+from ipi_jlcdm.training.dataset import ReferenceData
 
 RIDGE_GRID = tuple(10.0 ** k for k in range(-14, -1))
 #: e/bohr^3 added to rho_SAD in the sample weights (rho_SAD + floor)^-p of ``rho_sad_weight_power``,

@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ipi_run import configure_input, driver_command, run_ipi_with_driver
-from .ir import (
+from ipi_jlcdm.analysis.ir import (
     compute_ir_spectrum,
     in_molecular_frame,
     log_summary,
@@ -40,8 +39,9 @@ from .ir import (
     write_csv,
     write_peaks,
 )
-from .md_properties import conservation, read_properties
-from .oneshot import DEFAULT_FORCE_ROUTE
+from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE
+from ipi_jlcdm.md.ipi_run import configure_input, driver_command, run_ipi_with_driver
+from ipi_jlcdm.md.md_properties import conservation, read_properties
 
 TIMESTEP_FS = 0.5  # as in the shipped nvt.xml and nve.xml
 

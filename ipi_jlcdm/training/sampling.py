@@ -30,9 +30,9 @@ import scipy.optimize
 from pyscf.data import nist
 from pyscf.hessian import thermo
 
-from .geometry_io import format_xyz_frame
-from .level import LevelOfTheory
-from .scf_engine import SCFEngine
+from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.electronic.scf_engine import SCFEngine
+from ipi_jlcdm.geometry_io import format_xyz_frame
 
 #: Ratios of the equilibrium X-H length for the stretched-bond samples (at the minimum; the thermal
 #: frames get the two longest).

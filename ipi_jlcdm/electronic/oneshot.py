@@ -38,10 +38,9 @@ from pyscf.dft import numint
 from pyscf.dft.gen_grid import make_mask
 from pyscf.grad import rks as rks_grad
 
-from . import jl_kernels
-from .anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES, anderson_steps, dipole_of
-from .aux_potential import AuxiliaryPotentials
-from .density import (
+from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES, anderson_steps, dipole_of
+from ipi_jlcdm.electronic.aux_potential import AuxiliaryPotentials
+from ipi_jlcdm.electronic.density import (
     add_density_response,
     density_from_phi,
     density_on_points,
@@ -51,14 +50,15 @@ from .density import (
     sad_density_matrix,
     sad_density_on_points,
 )
-from .hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
-from .level import LevelOfTheory
-from .occupations import aufbau, fermi_dirac
-from .parallel import partition_grid, world
-from .positivity import PositiveDensityMap
-from .results import EngineResult
-from .scf_engine import run_scf
-from .units import BOLTZMANN_HARTREE_PER_K
+from ipi_jlcdm.electronic.hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
+from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.electronic.occupations import aufbau, fermi_dirac
+from ipi_jlcdm.electronic.positivity import PositiveDensityMap
+from ipi_jlcdm.electronic.results import EngineResult
+from ipi_jlcdm.electronic.scf_engine import run_scf
+from ipi_jlcdm.jl import jl_kernels
+from ipi_jlcdm.parallel import partition_grid, world
+from ipi_jlcdm.units import BOLTZMANN_HARTREE_PER_K
 
 #: The force routes of docs/METHOD.md section 5: (a) orbital, (b) Harris-Foulkes, (c) after the Anderson steps.
 FORCE_ROUTES = ("orbital", "harris-foulkes", "anderson")
@@ -71,7 +71,7 @@ DEFAULT_FORCE_ROUTE = "harris-foulkes"
 
 #: Revision of the one-shot numbers for a given model file: bumped when the engine's energies,
 #: forces or dipoles change for the same coefficients (stored results name it). 1: without, 2: with
-#: the positivity map on rho_in (ipi_jlcdm/positivity.py).
+#: the positivity map on rho_in (ipi_jlcdm/electronic/positivity.py).
 ENGINE_REVISION = 2
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .geometry_io import Frame
-from .level import LevelOfTheory
-from .scf_engine import SCFEngine
+from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.electronic.scf_engine import SCFEngine
+from ipi_jlcdm.geometry_io import Frame
 
 
 @dataclass

@@ -26,8 +26,8 @@ import numpy as np
 from numba import njit
 from pyscf import gto
 
-from .density import grid_blocks
-from .threads import chunk_map
+from ipi_jlcdm.electronic.density import grid_blocks
+from ipi_jlcdm.threads import chunk_map
 
 #: x = a r^2 from which a primitive's potential is that of a point multipole.
 BOYS_FAR = 45.0

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import jl_kernels
-from .harmonics import gradient_operator, l_of_index, n_lm, solid_harmonics
-from .jacobi import jacobi_polynomials, radial_one_body, radial_two_body
-from .threads import chunk_map
-from .units import ANGSTROM_PER_BOHR, BOHR_PER_ANGSTROM
+from ipi_jlcdm.jl import jl_kernels
+from ipi_jlcdm.jl.harmonics import gradient_operator, l_of_index, n_lm, solid_harmonics
+from ipi_jlcdm.jl.jacobi import jacobi_polynomials, radial_one_body, radial_two_body
+from ipi_jlcdm.threads import chunk_map
+from ipi_jlcdm.units import ANGSTROM_PER_BOHR, BOHR_PER_ANGSTROM
 
 _TINY_DISTANCE = 1e-12  # bohr; below this the direction of a point from an atom is undefined
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .descriptor import ContractedCoefficients, JLDescriptor, JLHyperparameters, PairDerivatives
-from .level import LevelOfTheory
+from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.jl.descriptor import ContractedCoefficients, JLDescriptor, JLHyperparameters, PairDerivatives
 
 FORMAT = "ipi_jlcdm-model"
 FORMAT_VERSION = 2

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from .anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
-from .geometry_io import read_frames
-from .level import LevelOfTheory
-from .model import JLCDModel
-from .oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES, OneShotEngine
-from .scf_engine import SCFEngine
+from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
+from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES, OneShotEngine
+from ipi_jlcdm.electronic.scf_engine import SCFEngine
+from ipi_jlcdm.geometry_io import read_frames
+from ipi_jlcdm.jl.model import JLCDModel
 
 ENGINES = ("jlcdm", "scf")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .level import LevelOfTheory
-from .results import EngineResult
+from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.electronic.results import EngineResult
 
 #: Highest polynomial order of the density-matrix extrapolation (needs order + 1 previous steps).
 MAX_GUESS_ORDER = 2

@@ -18,9 +18,9 @@ from pyscf import gto
 from pyscf.dft import gen_grid, numint
 from pyscf.scf import hf
 
-from . import jl_kernels
-from .sad_radial import radial_tables, sad_on_points
-from .threads import chunk_map
+from ipi_jlcdm.electronic.sad_radial import radial_tables, sad_on_points
+from ipi_jlcdm.jl import jl_kernels
+from ipi_jlcdm.threads import chunk_map
 
 T = TypeVar("T")
 

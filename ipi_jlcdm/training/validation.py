@@ -8,12 +8,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from .anderson import DEFAULT_ANDERSON_STEPS
-from .dataset import ReferenceData
-from .model import JLCDModel
-from .oneshot import DEFAULT_FORCE_ROUTE, OneShotEngine
-from .training import density_error, frame_grid
-from .units import DEBYE_PER_AU, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
+from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS
+from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, OneShotEngine
+from ipi_jlcdm.jl.model import JLCDModel
+from ipi_jlcdm.training.dataset import ReferenceData
+from ipi_jlcdm.training.fit import density_error, frame_grid
+from ipi_jlcdm.units import DEBYE_PER_AU, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
 
 COLUMNS = ("source", "density_error_percent", "sad_error_percent", "energy_error_meV", "force_mae_meV_per_A",
            "force_max_meV_per_A", "dipole_error_D", "dipole_one_shot_error_D", "dipole_rho_in_error_D",

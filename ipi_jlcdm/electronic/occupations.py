@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.optimize
 
-from .units import BOLTZMANN_HARTREE_PER_K
+from ipi_jlcdm.units import BOLTZMANN_HARTREE_PER_K
 
 
 def aufbau(mo_energy: np.ndarray, n_electrons: int) -> np.ndarray:

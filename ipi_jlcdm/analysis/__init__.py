@@ -1,0 +1,1 @@
+"""Analysis of MD output: IR spectra."""

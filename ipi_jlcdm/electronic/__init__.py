@@ -1,0 +1,1 @@
+"""The one-shot Kohn-Sham step and the SCF reference: densities, Coulomb fit, XC, forces, Anderson dipole, engines."""

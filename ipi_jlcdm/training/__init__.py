@@ -1,0 +1,1 @@
+"""Making a model: training geometries, reference data, the fit, validation against SCF."""
