@@ -1,14 +1,11 @@
-"""tools/harmonic.py: the coupling of near-degenerate modes, against a Hessian built with a known
-mixing angle."""
-
-import importlib.util
-from pathlib import Path
+"""The harmonic analysis (``ipi-jlcdm harmonic``): the coupling of near-degenerate modes against a
+Hessian built with a known mixing angle, and the SCF engine's finite differences against PySCF's
+analytic Hessian."""
 
 import numpy as np
 
-SPEC = importlib.util.spec_from_file_location("harmonic", Path(__file__).parents[1] / "tools" / "harmonic.py")
-harmonic = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(harmonic)
+from ipi_jlcdm.analysis import harmonic
+from ipi_jlcdm.cli.main import main
 
 
 def test_close_pair_coupling_recovers_the_mixing_angle():
@@ -31,12 +28,6 @@ def test_close_pair_coupling_recovers_the_mixing_angle():
     assert abs(coupling - expected) < 1e-9 and 3.0 < -coupling < 4.0  # the size the shipped model shows
 
 
-SPEC_SENS = importlib.util.spec_from_file_location(
-    "reference_sensitivity", Path(__file__).parents[1] / "tools" / "reference_sensitivity.py")
-sensitivity = importlib.util.module_from_spec(SPEC_SENS)
-SPEC_SENS.loader.exec_module(sensitivity)
-
-
 def test_hessian_in_reference_modes_is_diagonal_in_its_own_modes():
     """A Cartesian Hessian expressed in the normal modes PySCF derives from it (water, HF/STO-3G) is
     diag(omega^2): the frequencies come back to 1e-6 cm^-1 and nothing couples; the same modes under
@@ -49,12 +40,12 @@ def test_hessian_in_reference_modes_is_diagonal_in_its_own_modes():
     hessian = mf.Hessian().kernel()
     analysis = thermo.harmonic_analysis(mol, hessian, imaginary_freq=False)
     freq, modes = np.asarray(analysis["freq_wavenumber"]), np.asarray(analysis["norm_mode"])
-    k = sensitivity.hessian_in_reference_modes(hessian, modes)
+    k = harmonic.hessian_in_reference_modes(hessian, modes)
     assert np.allclose(harmonic.hessian_to_wavenumbers(np.diag(k)), freq, atol=1e-6)
     assert np.abs(k - np.diag(np.diag(k))).max() < 1e-9 * np.abs(k).max()
     k_variant = k.copy()
     k_variant[2, 2] *= 1.01
-    rows, pairs = sensitivity.variant_table(k_variant, freq, np.eye(3), 1000.0)
+    rows, pairs = harmonic.variant_table(k_variant, freq, np.eye(3), 1000.0)
     cells = [[float(c) for c in row.strip("|").split("|")] for row in rows[2:]]
     assert [c[0] for c in cells] == [1, 2, 3] and pairs == []  # all three above 1000 cm^-1, none within 40
     assert np.allclose([c[3] for c in cells], [0.0, 0.0, round(freq[2] * (1.01 ** 0.5 - 1), 1)], atol=0.051)
@@ -79,3 +70,16 @@ def test_coupling_difference_by_atom_finds_the_perturbed_atom():
     k_diff = k_model - k_ref
     assert np.allclose(np.delete(terms, 2), 0.0) and abs(terms[2]) > 1e-6
     assert np.isclose(terms.sum(), k_diff[1, 3])
+
+
+def test_scf_finite_differences_reproduce_pyscf_hessian_frequencies_and_intensities(tmp_path, capsys):
+    (tmp_path / "water.xyz").write_text("3\nwater\nO 0.0 0.0 0.13\nH 0.0 0.76 -0.47\nH 0.0 -0.76 -0.47\n")
+    out = tmp_path / "harm"
+    assert main(["harmonic", "--engine", "scf", "--model", "water", "--structure", str(tmp_path / "water.xyz"),
+                 "-o", str(out)]) == 0
+    table = np.loadtxt(out / "harmonic.csv", delimiter=",", skiprows=1)
+    freq_ref, freq_fd, intensity_ref, intensity_fd = table[:, 1], table[:, 2], table[:, 4], table[:, 5]
+    assert len(freq_ref) == 3 and 1500 < freq_ref[0] < 1700  # bend, two stretches
+    np.testing.assert_allclose(freq_fd, freq_ref, atol=2.0)  # cm^-1: the protocol's own error
+    np.testing.assert_allclose(intensity_fd, intensity_ref, rtol=0.02, atol=0.05)  # km/mol
+    assert (out / "harmonic.png").is_file() and (out / "harmonic.md").is_file()

@@ -1,9 +1,9 @@
-"""The noise floor of tools/harmonic.py: frequencies from central differences of SCF forces.
+"""The noise floor of ipi-jlcdm harmonic: frequencies from central differences of SCF forces.
 
     python tools/fd_scf_hessian.py [--harmonic-dir docs/harmonic_uracil] [-o fd_scf_forces.npz]
 
 Takes the minimum, the analytic Hessian's normal modes and the SCF density matrix stored by
-tools/harmonic.py, displaces along each mode by the same steps as harmonic.py (largest atomic
+ipi-jlcdm harmonic, displaces along each mode by the same steps as harmonic.py (largest atomic
 displacement 0.01 bohr), computes SCF forces (PySCF DF-RKS gradient, no grid response, warm-started
 from the minimum's density matrix) and builds the finite-difference Hessian exactly as harmonic.py
 does for a model. Its frequencies against the analytic ones measure what the protocol itself
@@ -20,9 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harmonic import mode_steps, modes_from_forces  # noqa: E402
-
+from ipi_jlcdm.analysis.harmonic import mode_steps, modes_from_forces
 from ipi_jlcdm.electronic.scf_engine import run_scf  # noqa: E402
 from ipi_jlcdm.geometry_io import read_frames  # noqa: E402
 from ipi_jlcdm.jl.model import JLCDModel, resolve_model_path  # noqa: E402
@@ -31,7 +29,7 @@ from ipi_jlcdm.jl.model import JLCDModel, resolve_model_path  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--harmonic-dir", default=str(Path(__file__).resolve().parents[1] / "docs" / "harmonic_uracil"),
-                        help="directory with minimum.xyz and reference_hessian.npz (from tools/harmonic.py)")
+                        help="directory with minimum.xyz and reference_hessian.npz (from ipi-jlcdm harmonic)")
     parser.add_argument("--model", default="uracil", help="model whose level of theory to use (default uracil)")
     parser.add_argument("-o", "--output", default="fd_scf_forces.npz", help="forces file (resumable)")
     args = parser.parse_args()

@@ -3,7 +3,7 @@ Hessian at the same minimum with a different numerical setting, in the reference
 
     python tools/reference_sensitivity.py [-o harmonic_uracil] [--grid-level 4] [--no-density-fit]
 
-Reads OUT/minimum.xyz, OUT/reference_hessian.npz and OUT/fd_scf.npz written by tools/harmonic.py
+Reads OUT/minimum.xyz, OUT/reference_hessian.npz and OUT/fd_scf.npz written by ipi-jlcdm harmonic
 (the reference: grid level 3, density-fitted Coulomb). Computes the analytic Hessian H (Ha/bohr^2)
 of the variant at the same geometry, forms K_jk = q_j . H . q_k in the reference modes q_k (the
 same basis as the model's Hessian in harmonic.py) and reports, per mode above --min-wavenumber, the
@@ -18,7 +18,6 @@ OUT/hessian_<variant>.npz and reused on a rerun.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from dataclasses import replace
@@ -26,12 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ipi_jlcdm.analysis import harmonic
+from ipi_jlcdm.analysis.harmonic import hessian_in_reference_modes, variant_table
 from ipi_jlcdm.electronic.level import LevelOfTheory
 from ipi_jlcdm.geometry_io import read_frames
-
-_SPEC = importlib.util.spec_from_file_location("harmonic", Path(__file__).with_name("harmonic.py"))
-harmonic = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(harmonic)
 
 
 def analytic_hessian(level: LevelOfTheory, atomic_numbers: np.ndarray, coords_bohr: np.ndarray,
@@ -50,34 +47,11 @@ def analytic_hessian(level: LevelOfTheory, atomic_numbers: np.ndarray, coords_bo
     return np.asarray(hess.kernel())
 
 
-def hessian_in_reference_modes(hessian: np.ndarray, modes: np.ndarray) -> np.ndarray:
-    """K_jk = q_j . H . q_k (nmode, nmode), Ha / (bohr^2 amu), for the Cartesian Hessian (natm, natm,
-    3, 3) and the reference modes (nmode, natm, 3) in bohr per amu^1/2; symmetrized."""
-    k = np.einsum("jax,abxy,kby->jk", modes, hessian, modes)
-    return 0.5 * (k + k.T)
-
-
-def variant_table(k_variant: np.ndarray, freq_ref: np.ndarray, dmu_ref: np.ndarray, min_wavenumber: float
-                  ) -> tuple[list[str], list[tuple[int, int, float, float]]]:
-    """Markdown rows (reference vs variant frequency, overlap, intensity along the reference modes
-    and along the variant's modes from the same dipole derivatives) and the close-pair couplings."""
-    freq_var, overlap, vectors, match = harmonic.modes_from_hessian(k_variant)
-    int_ref = harmonic.intensities_km_per_mol(dmu_ref)
-    int_var = harmonic.intensities_along_matched_modes(vectors, overlap, match, dmu_ref)
-    rows = ["| mode | reference (cm^-1) | variant (cm^-1) | diff (cm^-1) | overlap | I ref (km/mol) | "
-            "I along variant mode (km/mol) | ratio |", "|---|---|---|---|---|---|---|---|"]
-    for k in np.flatnonzero(freq_ref > min_wavenumber):
-        ratio = int_var[k] / int_ref[k] if int_ref[k] > 1e-3 else np.nan
-        rows.append(f"| {k + 1} | {freq_ref[k]:.1f} | {freq_var[k]:.1f} | {freq_var[k] - freq_ref[k]:+.1f} | "
-                    f"{overlap[k]:.3f} | {int_ref[k]:.1f} | {int_var[k]:.1f} | {ratio:.2f} |")
-    return rows, harmonic.close_pair_couplings(k_variant, freq_ref, min_wavenumber)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("-o", "--output-dir", default="docs/harmonic_uracil",
-                        help="tools/harmonic.py's output directory (default docs/harmonic_uracil)")
+                        help="ipi-jlcdm harmonic's output directory (default docs/harmonic_uracil)")
     parser.add_argument("--grid-level", type=int, default=3, help="PySCF grids.level of the variant (default 3)")
     parser.add_argument("--no-density-fit", action="store_true",
                         help="exact Coulomb in the variant instead of def2-universal-jfit density fitting")
@@ -90,7 +64,7 @@ def main() -> int:
 
     missing = [name for name in ("minimum.xyz", "reference_hessian.npz", "fd_scf.npz") if not (out / name).is_file()]
     if missing:
-        parser.error(f"{out} lacks {', '.join(missing)}: run tools/harmonic.py -o {out} first")
+        parser.error(f"{out} lacks {', '.join(missing)}: run ipi-jlcdm harmonic -o {out} first")
     frame = read_frames(out / "minimum.xyz")[0]
     with np.load(out / "reference_hessian.npz") as f:
         freq_ref, modes, dm0 = f["freq_cm1"], f["modes"], f["dm"]
@@ -114,7 +88,7 @@ def main() -> int:
     rows, pairs = variant_table(k_variant, freq_ref, dmu_ref, args.min_wavenumber)
     lines = [f"command: {' '.join(sys.argv)}",
              f"variant: grid level {args.grid_level}, {'exact' if args.no_density_fit else 'density-fitted'} "
-             f"Coulomb; reference: grid level 3, density-fitted (tools/harmonic.py)", "", *rows, ""]
+             f"Coulomb; reference: grid level 3, density-fitted (ipi-jlcdm harmonic)", "", *rows, ""]
     for j, k, coupling, rotation in pairs:
         lines.append(f"close pair {j + 1}/{k + 1} ({freq_ref[j]:.0f}/{freq_ref[k]:.0f} cm^-1): the variant's "
                      f"coupling {coupling:+.2f} cm^-1 turns their eigenvectors by {rotation:+.1f} degrees")

@@ -5,11 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ipi_jlcdm.cli import dataset_cmd, demo_cmd, driver_cmd, eval_cmd, ir_cmd, sample_cmd, train_cmd, validate_cmd
+from ipi_jlcdm.cli import (
+    dataset_cmd,
+    demo_cmd,
+    driver_cmd,
+    eval_cmd,
+    harmonic_cmd,
+    ir_cmd,
+    sample_cmd,
+    train_cmd,
+    validate_cmd,
+)
 
 #: Subcommands in the order a user meets them.
 COMMANDS = {"demo": demo_cmd, "driver": driver_cmd, "eval": eval_cmd, "ir": ir_cmd, "sample": sample_cmd,
-            "dataset": dataset_cmd, "train": train_cmd, "validate": validate_cmd}
+            "dataset": dataset_cmd, "train": train_cmd, "validate": validate_cmd,
+            "harmonic": harmonic_cmd}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ Why. A linear model can predict drho <= -rho_SAD where rho_SAD is small (measure
 error). Where rho_in passes close to zero the Harris-Foulkes energy is not smooth: its derivative
 carries the XC kernel f_xc[rho_in] (rho_out - rho_in), and f_xc ~ rho_in^(-2/3) diverges while
 rho_out stays finite. One grid point with rho_in = 9e-11 e/bohr^3 (rho_SAD 4.5e-5, 4.4 bohr from an O)
-put 0.015 Ha/bohr on that atom's force at one harmonic displacement of uracil (tools/harmonic.py),
+put 0.015 Ha/bohr on that atom's force at one harmonic displacement of uracil (ipi-jlcdm harmonic),
 enough to move two modes by +250-300 cm^-1.
 
 The map. h(x) = x for x >= X_IDENTITY; below it h decreases smoothly (C^2) towards X_FLOOR:

@@ -1,20 +1,21 @@
-"""Harmonic frequencies and IR intensities of a model against PySCF's analytic Hessian.
+"""Harmonic frequencies and IR intensities of an engine against PySCF's analytic Hessian.
 
-    python tools/harmonic.py [--model uracil] [--structure inputs/uracil/uracil.xyz] [-o harmonic_uracil]
+    ipi-jlcdm harmonic --model MODEL --structure MOL.xyz -o DIR [--engine jlcdm|scf]
 
-1. Minimum: the PBE/def2-SVP (the model's level) minimum, found by BFGS on SCF energies and
-   analytic gradients from ``--structure`` (saved as OUT/minimum.xyz and reused on a rerun).
+1. Minimum: the model's level of theory, BFGS on SCF energies and analytic gradients from the
+   structure (saved as DIR/minimum.xyz and reused on a rerun).
 2. Reference: PySCF's analytic Hessian there -> normal modes q_k (mass-weighted, amu^1/2 bohr) and
    frequencies; IR intensities from SCF dipole derivatives along each mode (central differences).
-3. Model: one-shot forces and dipoles at R0 +- h q_k; the model's Hessian in the reference mode
-   basis K_jk = -q_j . dF/dq_k (symmetrized) is diagonalized; each model mode is matched to the
-   reference mode it overlaps most. Intensities from the model's dipole derivatives.
+3. Engine: forces and dipoles at R0 +- h q_k (the one-shot engine, or with ``--engine scf`` SCF
+   itself: the protocol's own error); its Hessian in the reference mode basis K_jk = -q_j . dF/dq_k
+   (symmetrized) is diagonalized; each of its modes is matched to the reference mode it overlaps most.
+   Intensities from its dipole derivatives.
 Intensities: I = 42.2561 |d mu / d Q|^2 km/mol with d mu / d Q in Debye / (angstrom amu^1/2).
-Every stage is saved as it completes (OUT/minimum.xyz, reference_hessian.npz, fd_scf.npz,
-fd_model_<hash>_<forces>.npz (route anderson: anderson<steps>), fd_model_<hash>_dipole_<route>.npz):
-a rerun resumes, a rerun with another model reuses the SCF parts, and one with another dipole route
-recomputes only the dipoles.
-Output: OUT/harmonic.md (table + summary) and OUT/harmonic.csv.
+Every stage is saved as it completes (DIR/minimum.xyz, reference_hessian.npz, fd_scf.npz,
+fd_model_<hash>_<forces>.npz (route anderson: anderson<steps>; engine scf: fd_model_scf_...),
+fd_model_<hash>_dipole_<route>.npz): a rerun resumes, a rerun with another model reuses the SCF
+parts, and one with another dipole route recomputes only the dipoles.
+Output: DIR/harmonic.md (table + summary), DIR/harmonic.csv and DIR/harmonic.png (stick spectra).
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ import numpy as np
 from pyscf.data import elements, nist
 from pyscf.hessian import thermo
 
-from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
 from ipi_jlcdm.electronic.engines import make_engine
-from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, ENGINE_REVISION, FORCE_ROUTES
+from ipi_jlcdm.electronic.oneshot import ENGINE_REVISION
 from ipi_jlcdm.electronic.scf_engine import run_scf
 from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
 from ipi_jlcdm.jl.model import JLCDModel
@@ -44,7 +44,7 @@ DEFAULT_STEP_BOHR = 0.01
 
 
 def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def reference_modes(level, atomic_numbers, coords_bohr):
@@ -158,6 +158,29 @@ def modes_from_hessian(k_fd: np.ndarray):
     return freq, overlap, vectors, match
 
 
+def hessian_in_reference_modes(hessian: np.ndarray, modes: np.ndarray) -> np.ndarray:
+    """K_jk = q_j . H . q_k (nmode, nmode), Ha / (bohr^2 amu), for the Cartesian Hessian (natm, natm,
+    3, 3) and the reference modes (nmode, natm, 3) in bohr per amu^1/2; symmetrized."""
+    k = np.einsum("jax,abxy,kby->jk", modes, hessian, modes)
+    return 0.5 * (k + k.T)
+
+
+def variant_table(k_variant: np.ndarray, freq_ref: np.ndarray, dmu_ref: np.ndarray, min_wavenumber: float
+                  ) -> tuple[list[str], list[tuple[int, int, float, float]]]:
+    """Markdown rows (reference vs variant frequency, overlap, intensity along the reference modes
+    and along the variant's modes from the same dipole derivatives) and the close-pair couplings."""
+    freq_var, overlap, vectors, match = modes_from_hessian(k_variant)
+    int_ref = intensities_km_per_mol(dmu_ref)
+    int_var = intensities_along_matched_modes(vectors, overlap, match, dmu_ref)
+    rows = ["| mode | reference (cm^-1) | variant (cm^-1) | diff (cm^-1) | overlap | I ref (km/mol) | "
+            "I along variant mode (km/mol) | ratio |", "|---|---|---|---|---|---|---|---|"]
+    for k in np.flatnonzero(freq_ref > min_wavenumber):
+        ratio = int_var[k] / int_ref[k] if int_ref[k] > 1e-3 else np.nan
+        rows.append(f"| {k + 1} | {freq_ref[k]:.1f} | {freq_var[k]:.1f} | {freq_var[k] - freq_ref[k]:+.1f} | "
+                    f"{overlap[k]:.3f} | {int_ref[k]:.1f} | {int_var[k]:.1f} | {ratio:.2f} |")
+    return rows, close_pair_couplings(k_variant, freq_ref, min_wavenumber)
+
+
 class Progress:
     """Finite-difference results saved after every displacement (resumable), one file per kind: SCF
     dipoles, the model's forces (named after its coefficient hash and force route) and the model's
@@ -191,28 +214,8 @@ class Progress:
             np.savez(path, **self.data[kind])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="uracil", help="model .npz or packaged name (default uracil)")
-    parser.add_argument("--structure", default="inputs/uracil/uracil.xyz", help="starting geometry (XYZ)")
-    parser.add_argument("-o", "--output-dir", default="harmonic_out")
-    parser.add_argument("--step-bohr", type=float, default=DEFAULT_STEP_BOHR,
-                        help=f"largest atomic displacement of a finite-difference step (default {DEFAULT_STEP_BOHR})")
-    parser.add_argument("--forces", choices=FORCE_ROUTES, default=DEFAULT_FORCE_ROUTE, help="the model's force route")
-    parser.add_argument("--dipole", choices=DIPOLE_ROUTES, default="anderson", help="the model's dipole route")
-    parser.add_argument("--anderson-steps", type=int, default=DEFAULT_ANDERSON_STEPS,
-                        help=f"Fock builds of the 'anderson' dipole (default {DEFAULT_ANDERSON_STEPS})")
-    parser.add_argument("--gtol", type=float, default=2e-5, help="optimization: max |gradient| Ha/bohr")
-    parser.add_argument("--sample", nargs=2, metavar=("TEMPERATURE_K", "N"), default=None,
-                        help="instead of the comparison: write N geometries drawn from the classical harmonic "
-                        "Boltzmann distribution at TEMPERATURE_K around the minimum (OUT/samples_<T>K.xyz; "
-                        "independent test frames at a chosen temperature)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed of --sample (default 0; the shipped test samples; use others for training "
-                        "samples, written to OUT/samples_<T>K_seed<SEED>.xyz)")
-    parser.add_argument("--min-wavenumber", type=float, default=1000.0,
-                        help="summary over modes above this frequency (cm^-1; default 1000)")
-    args = parser.parse_args()
+def run_harmonic(args: argparse.Namespace) -> int:
+    """The whole analysis for the options of ``ipi-jlcdm harmonic`` (``cli/harmonic_cmd.py``)."""
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = JLCDModel.load(args.model)
@@ -252,10 +255,13 @@ def main() -> int:
     dipole_route = args.dipole if args.dipole != "anderson" or args.anderson_steps == 1 else \
         f"anderson{args.anderson_steps}"  # result files of one Anderson step keep their earlier name
     force_route = args.forces if args.forces != "anderson" else f"anderson{args.anderson_steps}"  # steps matter
-    progress = Progress(out, model.metadata()["coefficients_sha256"][:12], force_route, dipole_route, nmode, natm)
-    engine = make_engine("jlcdm", args.model, fallback_residual=None, forces=args.forces, dipole=args.dipole,
+    engine_tag = model.metadata()["coefficients_sha256"][:12] if args.engine == "jlcdm" else "scf"
+    if args.engine == "scf":
+        force_route = dipole_route = "scf"
+    progress = Progress(out, engine_tag, force_route, dipole_route, nmode, natm)
+    engine = make_engine(args.engine, args.model, fallback_residual=None, forces=args.forces, dipole=args.dipole,
                          anderson_steps=args.anderson_steps)
-    dipole_engine = make_engine("jlcdm", args.model, fallback_residual=None, dipole=args.dipole,
+    dipole_engine = make_engine(args.engine, args.model, fallback_residual=None, dipole=args.dipole,
                                 anderson_steps=args.anderson_steps)
     dipole_engine.compute_forces = False  # where only the dipoles are missing (another dipole route)
     for k in range(nmode):
@@ -320,15 +326,39 @@ def main() -> int:
             top = np.argsort(-np.abs(share))[:3]
             summary += "; its difference from SCF finite differences by atom: " + ", ".join(
                 f"atom {a + 1} ({elements.ELEMENTS[int(atomic_numbers[a])]}) {share[a]:+.2f}" for a in top)
-    text = (f"command: {' '.join(sys.argv)}\nmodel: {args.model}, forces {args.forces}, dipole {args.dipole}, "
-            f"Anderson steps {args.anderson_steps}, engine revision {ENGINE_REVISION}; "
+    what = (f"forces {args.forces}, dipole {args.dipole}, Anderson steps {args.anderson_steps}, engine revision "
+            f"{ENGINE_REVISION}" if args.engine == "jlcdm" else "engine scf (SCF forces and dipoles)")
+    text = (f"command: ipi-jlcdm {' '.join(sys.argv[1:])}\nmodel: {args.model}, {what}; "
             f"step {args.step_bohr} bohr (largest atomic "
             f"displacement)\n\n" + "\n".join(rows) + "\n\n" + summary + "\n")
     (out / "harmonic.md").write_text(text)
     (out / "harmonic.csv").write_text("\n".join(csv) + "\n")
+    plot_sticks(out / "harmonic.png", freq_ref, int_ref, freq_model, int_model,
+                f"{args.model} ({args.engine}): harmonic analysis against PySCF's analytic Hessian")
     print(text)
+    log(f"wrote {out / 'harmonic.md'}, {out / 'harmonic.csv'} and {out / 'harmonic.png'}")
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def plot_sticks(path: Path, freq_ref: np.ndarray, int_ref: np.ndarray, freq_model: np.ndarray,
+                int_model: np.ndarray, title: str) -> None:
+    """PNG: PySCF's harmonic stick spectrum upwards, the engine's downwards (km/mol against cm^-1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.vlines(freq_ref, 0, int_ref, color="C3", lw=2, label="PySCF analytic Hessian, SCF dipoles")
+    ok = np.isfinite(freq_model)
+    ax.vlines(freq_model[ok], 0, -int_model[ok], color="C0", lw=2, label="engine, finite differences")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xlabel("wavenumber (cm$^{-1}$)")
+    ax.set_ylabel("IR intensity (km/mol)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
