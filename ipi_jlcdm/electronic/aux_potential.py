@@ -86,8 +86,8 @@ def _boys_near(x: float, l: int, table: np.ndarray) -> float:
 @njit(cache=True, inline="always", fastmath=True)
 def _atom_potentials(dx, dy, dz, s0, s1, shell_l, shell_ao, prim_start, prim_exp, prim_coef, prim_far, cart, c2s_row,
                      c2s_col, c2s_val, c2s_start, l_max, table, mono, sph, values):
-    """V (into values, indexed from the atom's first auxiliary function) of the atom's shells s0..s1
-    at the displacement (dx, dy, dz) from the atom."""
+    """V (into values, at the shells' auxiliary function indices) of the atom's shells s0..s1 at the
+    displacement (dx, dy, dz) from the atom."""
     r2 = dx * dx + dy * dy + dz * dz
     # cartesian monomials of every degree up to l_max, then the solid harmonics (sparse transform)
     for c in range(cart.shape[0]):
@@ -103,7 +103,6 @@ def _atom_potentials(dx, dy, dz, s0, s1, shell_l, shell_ao, prim_start, prim_exp
     for k in range(c2s_start[l_max + 1]):
         sph[c2s_row[k]] += c2s_val[k] * mono[c2s_col[k]]
     inv_r2 = 1.0 / max(r2, 1e-300)
-    first = shell_ao[s0]
     for s in range(s0, s1):
         l = shell_l[s]
         near = 0.0
@@ -119,63 +118,55 @@ def _atom_potentials(dx, dy, dz, s0, s1, shell_l, shell_ao, prim_start, prim_exp
             for _ in range(l):
                 scale *= inv_r2
             near += far * scale
-        offset = shell_ao[s] - first
+        offset = shell_ao[s]
         for m in range(2 * l + 1):
             values[offset + m] = near * sph[l * l + m]
+
+
+@njit(cache=True, inline="always", fastmath=True)
+def _point_potentials(px, py, pz, atom_coords, atom_shells, shell_l, shell_ao, prim_start, prim_exp, prim_coef,
+                      prim_far, cart, c2s_row, c2s_col, c2s_val, c2s_start, l_max, table, mono, sph, values):
+    """V_Q at the point (px, py, pz) for every auxiliary function Q, into values (naux,)."""
+    for atom in range(atom_coords.shape[0]):
+        s0, s1 = atom_shells[atom], atom_shells[atom + 1]
+        if s1 > s0:
+            _atom_potentials(px - atom_coords[atom, 0], py - atom_coords[atom, 1], pz - atom_coords[atom, 2], s0, s1,
+                             shell_l, shell_ao, prim_start, prim_exp, prim_coef, prim_far, cart, c2s_row, c2s_col,
+                             c2s_val, c2s_start, l_max, table, mono, sph, values)
 
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _rhs_kernel(points, channels, atom_coords, atom_shells, shell_l, shell_ao, prim_start, prim_exp, prim_coef,
                 prim_far, cart, c2s_row, c2s_col, c2s_val, c2s_start, l_max, table, naux):
     """out (nch, naux) = sum_g channels[:, g] V_Q(points[g])."""
-    nch = channels.shape[0]
-    out = np.zeros((nch, naux))
-    mono = np.empty(cart.shape[0])
-    sph = np.empty((l_max + 1) ** 2)
-    values = np.empty(naux)
+    out = np.zeros((channels.shape[0], naux))
+    mono, sph, values = np.empty(cart.shape[0]), np.empty((l_max + 1) ** 2), np.empty(naux)
     for g in range(points.shape[0]):
-        for atom in range(atom_coords.shape[0]):
-            s0, s1 = atom_shells[atom], atom_shells[atom + 1]
-            if s1 == s0:
-                continue
-            _atom_potentials(points[g, 0] - atom_coords[atom, 0], points[g, 1] - atom_coords[atom, 1],
-                             points[g, 2] - atom_coords[atom, 2], s0, s1, shell_l, shell_ao, prim_start, prim_exp,
-                             prim_coef, prim_far, cart, c2s_row, c2s_col, c2s_val, c2s_start, l_max, table, mono, sph,
-                             values)
-            first = shell_ao[s0]
-            count = shell_ao[s1] - first
-            for ch in range(nch):
-                c = channels[ch, g]
-                for q in range(count):
-                    out[ch, first + q] += c * values[q]
+        _point_potentials(points[g, 0], points[g, 1], points[g, 2], atom_coords, atom_shells, shell_l, shell_ao,
+                          prim_start, prim_exp, prim_coef, prim_far, cart, c2s_row, c2s_col, c2s_val, c2s_start, l_max,
+                          table, mono, sph, values)
+        for ch in range(channels.shape[0]):
+            c = channels[ch, g]
+            for q in range(naux):
+                out[ch, q] += c * values[q]
     return out
 
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _potential_kernel(points, coefficients, atom_coords, atom_shells, shell_l, shell_ao, prim_start, prim_exp,
-                      prim_coef, prim_far, cart, c2s_row, c2s_col, c2s_val, c2s_start, l_max, table):
+                      prim_coef, prim_far, cart, c2s_row, c2s_col, c2s_val, c2s_start, l_max, table, naux):
     """out (nset, npts) = sum_Q coefficients[:, Q] V_Q(points[g])."""
-    nset = coefficients.shape[0]
-    out = np.zeros((nset, points.shape[0]))
-    mono = np.empty(cart.shape[0])
-    sph = np.empty((l_max + 1) ** 2)
-    values = np.empty(coefficients.shape[1])
+    out = np.zeros((coefficients.shape[0], points.shape[0]))
+    mono, sph, values = np.empty(cart.shape[0]), np.empty((l_max + 1) ** 2), np.empty(naux)
     for g in range(points.shape[0]):
-        for atom in range(atom_coords.shape[0]):
-            s0, s1 = atom_shells[atom], atom_shells[atom + 1]
-            if s1 == s0:
-                continue
-            _atom_potentials(points[g, 0] - atom_coords[atom, 0], points[g, 1] - atom_coords[atom, 1],
-                             points[g, 2] - atom_coords[atom, 2], s0, s1, shell_l, shell_ao, prim_start, prim_exp,
-                             prim_coef, prim_far, cart, c2s_row, c2s_col, c2s_val, c2s_start, l_max, table, mono, sph,
-                             values)
-            first = shell_ao[s0]
-            count = shell_ao[s1] - first
-            for k in range(nset):
-                acc = 0.0
-                for q in range(count):
-                    acc += coefficients[k, first + q] * values[q]
-                out[k, g] += acc
+        _point_potentials(points[g, 0], points[g, 1], points[g, 2], atom_coords, atom_shells, shell_l, shell_ao,
+                          prim_start, prim_exp, prim_coef, prim_far, cart, c2s_row, c2s_col, c2s_val, c2s_start, l_max,
+                          table, mono, sph, values)
+        for k in range(coefficients.shape[0]):
+            acc = 0.0
+            for q in range(naux):
+                acc += coefficients[k, q] * values[q]
+            out[k, g] = acc
     return out
 
 
@@ -248,7 +239,7 @@ class AuxiliaryPotentials:
         tables = self._tables()
 
         def block(sl: slice) -> None:
-            out[:, sl] = _potential_kernel(points[sl], y, *tables)
+            out[:, sl] = _potential_kernel(points[sl], y, *tables, self.naux)
 
         chunk_map(block, grid_blocks(len(points)))
         return out[0] if single else out
