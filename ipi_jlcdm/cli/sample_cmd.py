@@ -11,6 +11,7 @@ import numpy as np
 from ipi_jlcdm.electronic.level import LevelOfTheory
 from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
 from ipi_jlcdm.training.sampling import (
+    DEFAULT_GTOL,
     DEFAULT_STRETCH_RATIOS,
     NormalModes,
     harmonic_samples,
@@ -42,7 +43,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--charge", type=int, default=0, help="total charge (default 0)")
     p.add_argument("--grid-level", type=int, default=3, help="PySCF grids.level (default 3)")
-    p.add_argument("--gtol", type=float, default=2e-5, help="optimization: largest |gradient|, Ha/bohr (default 2e-5)")
+    p.add_argument("--gtol", type=float, default=DEFAULT_GTOL,
+                   help=f"optimization: largest |gradient|, Ha/bohr (default {DEFAULT_GTOL:g})")
     p.set_defaults(func=run)
 
 
