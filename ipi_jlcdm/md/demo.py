@@ -72,8 +72,8 @@ MOLECULES = {
         harmonic_file="harmonic_pbe.txt"),
     "uracil": DemoMolecule(
         "uracil", nvt_steps=3, nve_steps=12, shipped_spectrum="ir_300K_2ps.csv",
-        shipped_label="shipped: 300 K, 2 ps NVE (python tools/md_campaign.py uracil_300K_v5 --temperature 300 "
-        "--nve-steps 2000)"),
+        shipped_label="shipped: 300 K, 2 ps NVE in 3 segments (docs/campaigns: tools/md_campaign.py "
+        "uracil_300K_v5 --report)"),
 }
 
 #: How far (cm^-1) from a band's harmonic frequency a spectrum peak may lie to be called that band.
@@ -210,7 +210,8 @@ def run_demo(output_dir: Path, molecule: str = "water", nvt_steps: int | None = 
     others = [(setup.shipped_label, read_csv(inputs / setup.shipped_spectrum))] if setup.shipped_spectrum else None
     rows = band_table(peaks, reference[0], setup.bands) if reference is not None and setup.bands else []
     duration_fs = (len(series.dipoles) - 1) * TIMESTEP_FS
-    title = (f"{molecule}, {engine} engine, 300 K: {duration_fs / 1000:.2f} ps NVE"
+    length = f"{duration_fs / 1000:.2f} ps" if duration_fs >= 1000 else f"{duration_fs:.0f} fs"
+    title = (f"{molecule}, {engine} engine, 300 K: {length} NVE"
              + (" (demo length: far too short for line shapes)" if duration_fs < 200 else ""))
     plot_spectrum(spectrum, f"{prefix}.png", title=title, reference=reference, others=others,
                   label=f"this run ({engine})", reference_label="harmonic, PySCF PBE/def2-SVP (km/mol, scaled)",
