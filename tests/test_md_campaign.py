@@ -1,7 +1,6 @@
-"""tools/md_campaign.py: the i-PI inputs it writes (parsed by i-PI's own input classes) and the
-files it reads back (i-PI's properties and extras formats)."""
+"""``ipi-jlcdm campaign`` (ipi_jlcdm.md.campaign): the i-PI inputs it writes (parsed by i-PI's own
+input classes) and the files it reads back (i-PI's properties and extras formats)."""
 
-import importlib.util
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -9,13 +8,10 @@ import numpy as np
 from ipi.inputs.simulation import InputSimulation
 from ipi.utils.io.inputs import io_xml
 
+from ipi_jlcdm.md import campaign
 from ipi_jlcdm.md.demo import packaged_inputs
 from ipi_jlcdm.md.ipi_run import configure_input
 from ipi_jlcdm.md.md_properties import conservation, read_properties
-
-SPEC = importlib.util.spec_from_file_location("md_campaign", Path(__file__).parents[1] / "tools" / "md_campaign.py")
-campaign = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(campaign)
 
 
 def parsed_by_ipi(xml: Path) -> InputSimulation:

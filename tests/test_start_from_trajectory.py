@@ -1,22 +1,17 @@
-"""tools/start_from_trajectory.py: velocities recovered from a velocity-Verlet trajectory and the
-i-PI input that continues from them (parsed by i-PI's own input classes)."""
+"""ipi_jlcdm.md.start_state (tools/start_from_trajectory.py): velocities recovered from a
+velocity-Verlet trajectory and the i-PI input that continues from them (parsed by i-PI's own input
+classes)."""
 
-import importlib.util
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 from ipi.inputs.simulation import InputSimulation
 from ipi.utils.io.inputs import io_xml
 
 from ipi_jlcdm.geometry_io import read_xyz
+from ipi_jlcdm.md import start_state as tool
 from ipi_jlcdm.md.demo import packaged_inputs
 from ipi_jlcdm.units import ANGSTROM_PER_BOHR, BOLTZMANN_HARTREE_PER_K, ELECTRON_MASSES_PER_DALTON, FS_PER_AU_TIME
-
-SPEC = importlib.util.spec_from_file_location(
-    "start_from_trajectory", Path(__file__).parents[1] / "tools" / "start_from_trajectory.py")
-tool = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(tool)
 
 
 def velocity_verlet(x, v, force, masses, dt, steps):

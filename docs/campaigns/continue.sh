@@ -3,7 +3,7 @@
 # Usage: bash docs/campaigns/continue.sh [PYTHON]   (PYTHON: the interpreter with ipi_jlcdm installed)
 # Each campaign resumes from its last checkpoint (a finished one only reports and returns), and the next
 # campaign of a queue starts when the one before it finishes. Stop with
-# `kill -TERM $(pgrep -f md_campaign.py)`: the running campaign saves its checkpoint and exits non-zero,
+# `kill -TERM $(pgrep -f 'ipi_jlcdm.cli.main campaign')`: the running campaign saves its checkpoint and exits non-zero,
 # which ends its queue too. Logs go to campaign_logs/ (not committed).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,7 +13,7 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 V5=(--model uracil --forces harris-foulkes --dipole anderson --anderson-steps 3 --max-lag-fs 250)
 V5_300K=(uracil_300K_v5 --temperature 300 "${V5[@]}" --first-nvt-steps 20 --nvt-steps 100 --branch)
 
-campaign() { "$PY" ../../tools/md_campaign.py "$@"; }
+campaign() { "$PY" -m ipi_jlcdm.cli.main campaign "$@"; }
 
 # Queue A: the SCF reference (1 ps NVE), then 300 K segment 1, then the 100 K run.
 ( trap '' HUP

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ipi_jlcdm.cli import (
+    campaign_cmd,
     dataset_cmd,
     demo_cmd,
     driver_cmd,
@@ -20,7 +21,7 @@ from ipi_jlcdm.cli import (
 #: Subcommands in the order a user meets them.
 COMMANDS = {"demo": demo_cmd, "driver": driver_cmd, "eval": eval_cmd, "ir": ir_cmd, "sample": sample_cmd,
             "dataset": dataset_cmd, "train": train_cmd, "validate": validate_cmd,
-            "harmonic": harmonic_cmd}
+            "harmonic": harmonic_cmd, "campaign": campaign_cmd}
 
 
 def build_parser() -> argparse.ArgumentParser:

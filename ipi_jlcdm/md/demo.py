@@ -72,7 +72,7 @@ MOLECULES = {
         harmonic_file="harmonic_pbe.txt"),
     "uracil": DemoMolecule(
         "uracil", nvt_steps=3, nve_steps=12, shipped_spectrum="ir_300K_2ps.csv",
-        shipped_label="shipped: 300 K, 2 ps NVE in 3 segments (docs/campaigns: tools/md_campaign.py "
+        shipped_label="shipped: 300 K, 2 ps NVE in 3 segments (docs/campaigns: ipi-jlcdm campaign "
         "uracil_300K_v5 --report)"),
 }
 

@@ -1,17 +1,17 @@
 """A resumable multi-segment i-PI campaign for IR spectra: NVT equilibration, then NVE segments, each
 re-thermalized by a short NVT from the end of the previous one (inputs/uracil/README.md protocol).
 
-    python tools/md_campaign.py RUN_DIR --temperature 300 [--model uracil] [--segments 4]
+    ipi-jlcdm campaign RUN_DIR --temperature 300 [--model uracil] [--segments 4]
                                 [--nve-steps 1000] [--first-nvt-steps 400] [--nvt-steps 100]
-    python tools/md_campaign.py RUN_DIR --temperature 300 --branch --segment 1 3  # branched segments 1, 3
-    python tools/md_campaign.py SCF_DIR --engine scf --from-checkpoint RUN_DIR/seg0/nvt.chk --segments 1 \
+    ipi-jlcdm campaign RUN_DIR --temperature 300 --branch --segment 1 3  # branched segments 1, 3
+    ipi-jlcdm campaign SCF_DIR --engine scf --from-checkpoint RUN_DIR/seg0/nvt.chk --segments 1 \
                                 --nve-steps 400   # the AIMD reference NVE from the same state
-    python tools/md_campaign.py NEW_DIR --model NEW.npz --from-checkpoint RUN_DIR/seg0/nvt.chk \
+    ipi-jlcdm campaign NEW_DIR --model NEW.npz --from-checkpoint RUN_DIR/seg0/nvt.chk \
                                 --first-nvt-steps 20 --branch --segment 0   # a new model, re-thermalized
-    python tools/md_campaign.py RUN_DIR ... --mpi-ranks 2   # the driver under mpiexec -n 2
-    python tools/md_campaign.py RUN_DIR --report      # summary + IR spectrum of the finished segments
-    python tools/md_campaign.py RUN_300K --report --compare RUN_100K   # and the 100 K spectrum in its plot
-    python tools/md_campaign.py RUN_DIR --report --first-steps 141   # energy statistics over equal windows
+    ipi-jlcdm campaign RUN_DIR ... --mpi-ranks 2   # the driver under mpiexec -n 2
+    ipi-jlcdm campaign RUN_DIR --report      # summary + IR spectrum of the finished segments
+    ipi-jlcdm campaign RUN_300K --report --compare RUN_100K   # and the 100 K spectrum in its plot
+    ipi-jlcdm campaign RUN_DIR --report --first-steps 141   # energy statistics over equal windows
 
 Chained (default): segment K starts from the end of segment K-1, so the segments run one after
 another. Branched (``--branch``): segment K >= 1 starts from the end of segment 0's NVT stage with
@@ -319,9 +319,9 @@ def report(args) -> None:
             cli(["ir", *one_shot, *ir_options, "-o", str(run_dir / f"ir_{args.temperature:g}K_one_shot")])
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``ipi-jlcdm campaign``."""
+    p.add_argument("run_dir", help="campaign folder (created; rerunning the command resumes it)")
     p.add_argument("--temperature", type=float, default=300.0, help="kelvin (default 300)")
     p.add_argument("--model", default="uracil")
     p.add_argument("--engine", choices=("jlcdm", "scf"), default="jlcdm",
@@ -356,14 +356,17 @@ def main() -> int:
                         "(compare runs from the same state over the same window); the IR uses every step")
     p.add_argument("--compare", nargs="+", default=None, metavar="RUN_DIR",
                    help="report: draw the IR spectra of these (reported) campaigns in the same plot, e.g. 100 K")
-    args = p.parse_args()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run (or with --report only summarize) the campaign of ``add_arguments``' options."""
     if args.first_nvt_steps is None:
         args.first_nvt_steps = 0 if args.from_checkpoint else 400
     if args.segment is not None and any(k > 0 for k in args.segment) and not args.branch:
-        p.error("--segment K > 0 needs --branch (chained segments must run in order)")
+        raise ValueError("--segment K > 0 needs --branch (chained segments must run in order)")
     if args.mpi_ranks > 1:
         if args.engine == "scf":
-            p.error("--mpi-ranks: the scf engine runs on one process")
+            raise ValueError("--mpi-ranks: the scf engine runs on one process")
         os.environ["OMP_NUM_THREADS"] = "1"  # one thread per rank (the driver inherits this environment)
     if args.report:
         report(args)
@@ -373,6 +376,3 @@ def main() -> int:
             report(args)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
