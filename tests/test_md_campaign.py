@@ -233,3 +233,39 @@ def test_the_report_leaves_segments_shorter_than_the_maximum_lag_out_of_the_spec
     spectrum = np.loadtxt(tmp_path / "ir_300K.csv", delimiter=",", comments="#")
     above = spectrum[spectrum[:, 0] > 200]
     assert abs(above[np.argmax(above[:, 1]), 0] - 1700.0) < 30.0
+
+
+def test_inet_inputs_and_an_external_driver_over_tcp(tmp_path):
+    """With a port, the generated input (and a resumed checkpoint) is an inet socket that i-PI parses;
+    i-PI run with no local driver finishes its steps with a driver started separately over TCP
+    (as on another node)."""
+    import socket
+    import subprocess
+    import threading
+
+    from ipi_jlcdm.md.ipi_run import driver_command, run_ipi_with_driver
+
+    from .ipi_helpers import WATER_MODEL, WATER_XYZ
+
+    with socket.socket() as probe:  # a free port on this machine
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    xml = tmp_path / "input.xml"
+    configure_input(packaged_inputs() / "nvt.xml", xml, 2, "127.0.0.1", {"file": "water.xyz"}, port=port)
+    forcefield = parsed_by_ipi(xml).extra[0][1]  # the ffsocket as i-PI reads it
+    assert forcefield.mode.fetch() == "inet" and forcefield.port.fetch() == port
+    assert forcefield.address.fetch() == "127.0.0.1"
+    resumed = tmp_path / "resumed.xml"
+    campaign.resume_input(xml, resumed, "127.0.0.1", 3, port=port)
+    assert parsed_by_ipi(resumed).extra[0][1].port.fetch() == port
+
+    (tmp_path / "water.xyz").write_text(WATER_XYZ)
+    errors = []
+    ipi_run = threading.Thread(target=lambda: errors.append(
+        run_ipi_with_driver(tmp_path, "input.xml", "127.0.0.1", None, timeout_s=240, tag="nvt")))
+    ipi_run.start()
+    driver = subprocess.run(driver_command("127.0.0.1", "jlcdm", str(WATER_MODEL), ["--grid-level", "1"], port=port),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    ipi_run.join(240)
+    assert driver.returncode == 0, driver.stdout[-2000:] + driver.stderr[-2000:]
+    assert errors == [None] and campaign.steps_done(tmp_path / "nvt.out") == 2

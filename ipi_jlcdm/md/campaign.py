@@ -34,6 +34,7 @@ import argparse
 import os
 import re
 import shutil
+import socket
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -45,7 +46,7 @@ from ipi_jlcdm.analysis.ir import read_extras_table
 from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE
 from ipi_jlcdm.geometry_io import IPI_XYZ_COMMENT, format_xyz_frame, read_xyz, symbol_to_z
 from ipi_jlcdm.md.demo import TIMESTEP_FS, packaged_inputs
-from ipi_jlcdm.md.ipi_run import configure_input, driver_command, run_ipi_with_driver
+from ipi_jlcdm.md.ipi_run import configure_input, driver_command, run_ipi_with_driver, set_socket
 from ipi_jlcdm.md.md_properties import conservation, read_properties
 from ipi_jlcdm.units import DEBYE_PER_AU
 
@@ -100,14 +101,14 @@ def stage_length(xml: Path, default: int) -> int:
     return default
 
 
-def resume_input(checkpoint: Path, xml: Path, address: str, total_steps: int | None = None) -> None:
+def resume_input(checkpoint: Path, xml: Path, address: str, total_steps: int | None = None,
+                 port: int | None = None) -> None:
     """Write the i-PI input that continues from ``checkpoint`` (a complete i-PI input at its last
     step) on this campaign's socket: the checkpoint names the socket of the run that wrote it,
     whose file may be stale (a killed run) and which this campaign's driver does not use.
     ``total_steps``: the stage's length now (a longer --nve-steps extends a finished stage)."""
     tree = ET.parse(checkpoint)
-    for node in tree.getroot().iter("ffsocket"):
-        node.find("address").text = f" {address} "
+    set_socket(tree.getroot(), address, port)
     if total_steps is not None:  # i-PI leaves it out of checkpoints when it is its default (1000)
         node = tree.getroot().find("total_steps")
         if node is None:
@@ -147,19 +148,20 @@ def write_xyz_start(structure: Path, xyz: Path) -> None:
 
 
 def run_stage(seg: Path, stage: str, steps: int, template: Path, start: Path, temperature: float, seed: int,
-              address: str, driver: list[str], one_shot_dipole: bool = True) -> None:
-    """Run (or continue) one i-PI stage of ``steps`` steps in ``seg``."""
+              address: str, driver: list[str] | None, one_shot_dipole: bool = True, port: int | None = None) -> None:
+    """Run (or continue) one i-PI stage of ``steps`` steps in ``seg`` (``driver`` None: drivers connect
+    from elsewhere to the inet socket ``address``:``port``)."""
     if steps_done(seg / f"{stage}.out") >= steps:
         return
     checkpoint = seg / f"{stage}.chk"
     attempt = len(list(seg.glob(f"{stage}*.ipi.log")))
     if checkpoint.is_file():  # continue: the checkpoint is a complete i-PI input at the last step
         xml = seg / f"{stage}_resume.xml"
-        resume_input(checkpoint, xml, address, steps)
+        resume_input(checkpoint, xml, address, steps, port)
         log(f"{seg.name}/{stage}: continuing from step {steps_done(seg / f'{stage}.out')}")
     else:
         xml = seg / f"{stage}.xml"
-        configure_input(template, xml, steps, address, {"seed": str(seed)})
+        configure_input(template, xml, steps, address, {"seed": str(seed)}, port)
         write_stage_input(xml, start, temperature, one_shot_dipole)
         log(f"{seg.name}/{stage}: {steps} steps at {temperature:g} K")
     run_ipi_with_driver(seg, xml.name, address, driver, tag=f"{stage}{attempt}")
@@ -185,7 +187,7 @@ def run_campaign(args) -> None:
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     inputs = packaged_inputs()
-    address = f"campaign_{os.getpid()}"
+    address = f"campaign_{os.getpid()}" if args.port is None else (args.host or socket.gethostname())
     extra = (["--forces", args.forces, "--dipole", args.dipole]
              + (["--anderson-steps", str(args.anderson_steps)] if args.anderson_steps else [])
              + (["--grid-level", str(args.grid_level)] if args.grid_level else []))
@@ -194,7 +196,12 @@ def run_campaign(args) -> None:
         structure = Path(args.structure or inputs / "uracil.xyz").resolve()
         extra = ["--structure", str(structure)] + (["--grid-level", str(args.grid_level)] if args.grid_level else [])
         model = None
-    driver = driver_command(address, args.engine, model, extra, mpi_ranks=args.mpi_ranks)
+    driver = driver_command(address, args.engine, model, extra, mpi_ranks=args.mpi_ranks, port=args.port)
+    if args.external_drivers:
+        log("i-PI waits for drivers on " + (f"{address}:{args.port}" if args.port else f"unix socket {address}")
+            + "; start them with: " + " ".join(driver[driver.index("-m") + 1:]).replace("ipi_jlcdm.cli.main",
+                                                                                     "ipi-jlcdm"))
+        driver = None
     one_shot = args.engine == "jlcdm"
     segments = args.segment if args.segment is not None else range(args.segments)
     for k in segments:
@@ -206,16 +213,18 @@ def run_campaign(args) -> None:
         (seg / "campaign.pid").unlink()
 
 
-def run_segment(args, run_dir: Path, seg: Path, k: int, inputs: Path, address: str, driver: list[str],
+def run_segment(args, run_dir: Path, seg: Path, k: int, inputs: Path, address: str, driver: list[str] | None,
                 one_shot: bool) -> None:
-    """Run (or continue) segment ``k``: its NVT stage from its start, then NVE."""
+    """Run (or continue) segment ``k``: its NVT stage from its start, then NVE (on the inet socket
+    ``address``:``args.port`` when a port is given)."""
+    port = getattr(args, "port", None)
     if k == 0 and args.from_checkpoint:  # from another run's state (same positions, momenta)
         start = seg / "start.chk"
         if not start.exists():
             shutil.copy(args.from_checkpoint, start)
         if args.first_nvt_steps == 0:  # NVE at once: the same initial state for another engine
             run_stage(seg, "nve", args.nve_steps, inputs / "nve.xml", start, args.temperature, 2000, address,
-                      driver, one_shot)
+                      driver, one_shot, port)
             return
         nvt_steps = args.first_nvt_steps  # a short re-thermalization on this model's surface first
     elif k == 0:
@@ -238,9 +247,9 @@ def run_segment(args, run_dir: Path, seg: Path, k: int, inputs: Path, address: s
             shutil.copy(run_dir / f"seg{k - 1}" / "nve.chk", start)
         nvt_steps = args.nvt_steps
     run_stage(seg, "nvt", nvt_steps, inputs / "nvt.xml", start, args.temperature, 1000 + k, address, driver,
-              one_shot)
+              one_shot, port)
     run_stage(seg, "nve", args.nve_steps, inputs / "nve.xml", seg / "nvt.chk", args.temperature, 2000 + k,
-              address, driver, one_shot)
+              address, driver, one_shot, port)
 
 
 def median_step_time(seg: Path, stage: str) -> float | None:
@@ -338,6 +347,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anderson-steps", type=int, default=None,
                    help="Fock builds of the driver's 'anderson' dipole (default: the driver's default)")
     p.add_argument("--grid-level", type=int, default=None)
+    p.add_argument("--port", type=int, default=None,
+                   help="i-PI listens on an inet socket at this port (default: a unix socket): drivers may run on "
+                   "other nodes")
+    p.add_argument("--host", default=None, help="with --port: the host name drivers connect to (default this host)")
+    p.add_argument("--external-drivers", action="store_true",
+                   help="start no driver: i-PI waits for drivers started elsewhere (the command is printed)")
     p.add_argument("--structure", default=None, help="starting XYZ (default the packaged uracil.xyz)")
     p.add_argument("--segments", type=int, default=4)
     p.add_argument("--first-nvt-steps", type=int, default=None,
