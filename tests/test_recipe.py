@@ -102,3 +102,18 @@ def test_active_learning_loop_flagged_frames_back_into_data_and_retrain(recipe):
                  "--skip-engine-check"]) == 0
     retrained = JLCDModel.load(recipe / "model2.npz")
     assert len(retrained.training["train_source_frames"]) == len(model.training["train_source_frames"]) + 2
+
+
+def test_too_few_frames_and_a_failed_optimization_are_clear_errors(recipe, tmp_path, capsys):
+    import pytest
+
+    from ipi_jlcdm.electronic.level import LevelOfTheory
+    from ipi_jlcdm.training.sampling import OptimizationError, optimize
+
+    assert main(["train", str(recipe / "data.npz"), "-o", str(tmp_path / "m.npz"), "--validation-frames", "20",
+                 "--test-frames", "20"]) == 2
+    assert "not enough for 40 held-out frames" in capsys.readouterr().err and not (tmp_path / "m.npz").exists()
+    stretched = np.array([[0.0, 0.0, 0.0], [0.0, 2.2, 1.0], [0.0, -2.0, 1.3]])  # bohr, far from the minimum
+    with pytest.raises(OptimizationError, match="did not converge in"):
+        optimize(LevelOfTheory(grid_level=1), np.array([8, 1, 1]), stretched, max_iterations=2,
+                 progress=lambda message: None)
