@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import scipy.signal
+from pyscf.data import elements
 
+from ipi_jlcdm.geometry_io import read_frames
 from ipi_jlcdm.units import BOLTZMANN_HARTREE_PER_K, CM1_PER_HARTREE, FS_PER_AU_TIME
 
 QCF_CHOICES = ("harmonic", "standard", "schofield", "none")
@@ -113,10 +115,6 @@ def molecular_frame_dipoles(dipoles: np.ndarray, positions: np.ndarray, masses: 
 def in_molecular_frame(series: DipoleSeries, positions_path: str | Path) -> DipoleSeries:
     """``series`` with its dipoles in the molecular frame (``molecular_frame_dipoles``), the positions
     read from an i-PI positions trajectory with the same frames (its last values of repeated steps)."""
-    from pyscf.data import elements
-
-    from ipi_jlcdm.geometry_io import read_frames
-
     frames = read_frames(positions_path)
     matches = [_STEP_IN_COMMENT.search(f.comment) for f in frames]
     positions = np.array([f.coords_bohr for f in frames])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.files import write_text_atomically
 from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
 from ipi_jlcdm.training.sampling import (
     DEFAULT_GTOL,
@@ -48,12 +48,6 @@ def add_parser(sub, name: str) -> None:
     p.set_defaults(func=run)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise ValueError(f"--count must be >= 1, got {args.count}")
@@ -72,32 +66,28 @@ def run(args: argparse.Namespace) -> int:
     else:
         log(f"optimizing {args.structure} ({len(z)} atoms) at {level.xc}/{level.basis}")
         minimum = optimize(level, z, frame.coords_bohr, gtol=args.gtol)
-        _write_atomically(minimum_path, format_xyz_frame(z, minimum, "minimum, angstrom"))
+        write_text_atomically(minimum_path, format_xyz_frame(z, minimum, "minimum, angstrom"))
     if modes_path.is_file():
-        with np.load(modes_path) as data:
-            modes = NormalModes(data["frequencies_cm1"], data["modes"], data["hessian"])
+        modes = NormalModes.load(modes_path)
         log(f"normal modes read from {modes_path}")
     else:
         log("analytic Hessian")
         modes = normal_modes(level, z, minimum)
-        partial = modes_path.with_name(modes_path.name + ".partial.npz")
-        np.savez(partial, frequencies_cm1=modes.frequencies_cm1, modes=modes.modes, hessian=modes.hessian)
-        os.replace(partial, modes_path)
+        modes.save(modes_path)
     log("harmonic frequencies (cm^-1): " + " ".join(f"{f:.0f}" for f in modes.frequencies_cm1))
     rng = np.random.default_rng(args.seed)
-    frames, thermal = [], []
+    thermal = []
     for temperature in args.temperatures_k:
         samples = harmonic_samples(minimum, modes, temperature, args.count, rng)
-        thermal.extend(samples)
-        frames.extend((coords, f"harmonic sample {n} at {temperature:g} K") for n, coords in enumerate(samples))
-    rng.shuffle(frames)  # training, validation and held-out frames then span every temperature
+        thermal.extend((coords, f"harmonic sample {n} at {temperature:g} K") for n, coords in enumerate(samples))
+    stretched = []
     if args.stretch_ratios:
-        frames.extend(stretched_bond_samples(z, minimum, np.array(thermal), tuple(args.stretch_ratios),
-                                             args.stretched_thermal_frames))
-    # the stretched frames go first: 'train' holds out the last frames, which should be thermal
-    n_stretched = len(frames) - len(thermal)
-    frames = frames[len(thermal):] + frames[:len(thermal)] if n_stretched else frames
-    _write_atomically(output, xyz_text(z, frames))
-    log(f"wrote {len(frames)} geometries to {output} ({len(thermal)} thermal, {n_stretched} stretched X-H); "
+        stretched = stretched_bond_samples(z, minimum, np.array([coords for coords, _ in thermal]),
+                                           tuple(args.stretch_ratios), args.stretched_thermal_frames)
+    rng.shuffle(thermal)  # training, validation and held-out frames then span every temperature
+    # the stretched frames first: 'train' holds out the last frames, which should be thermal
+    frames = stretched + thermal
+    write_text_atomically(output, xyz_text(z, frames))
+    log(f"wrote {len(frames)} geometries to {output} ({len(thermal)} thermal, {len(stretched)} stretched X-H); "
         f"next: ipi-jlcdm dataset {output} -o DATA.npz")
     return 0

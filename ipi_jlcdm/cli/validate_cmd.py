@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
 from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS
 from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
+from ipi_jlcdm.files import write_text_atomically
 from ipi_jlcdm.geometry_io import parse_frame_selection
 from ipi_jlcdm.jl.model import JLCDModel
 from ipi_jlcdm.training.dataset import ReferenceData
@@ -51,8 +50,5 @@ def run(args: argparse.Namespace) -> int:
     text = f"{format_table(rows)}\n\n{goals}\n"
     print(text)
     if args.output:
-        output = Path(args.output)
-        partial = output.with_name(output.name + ".partial")
-        partial.write_text(f"command: ipi-jlcdm {' '.join(sys.argv[1:])}\n\n{text}")
-        os.replace(partial, output)
+        write_text_atomically(args.output, f"command: ipi-jlcdm {' '.join(sys.argv[1:])}\n\n{text}")
     return 0 if passed else 1

@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.optimize
@@ -32,6 +33,7 @@ from pyscf.hessian import thermo
 
 from ipi_jlcdm.electronic.level import LevelOfTheory
 from ipi_jlcdm.electronic.scf_engine import SCFEngine
+from ipi_jlcdm.files import save_npz_atomically
 from ipi_jlcdm.geometry_io import format_xyz_frame
 
 #: Ratios of the equilibrium X-H length for the stretched-bond samples (at the minimum; the thermal
@@ -85,6 +87,14 @@ class NormalModes:
     frequencies_cm1: np.ndarray
     modes: np.ndarray
     hessian: np.ndarray
+
+    def save(self, path: str | Path) -> None:
+        save_npz_atomically(path, frequencies_cm1=self.frequencies_cm1, modes=self.modes, hessian=self.hessian)
+
+    @classmethod
+    def load(cls, path: str | Path) -> NormalModes:
+        with np.load(path) as data:
+            return cls(data["frequencies_cm1"], data["modes"], data["hessian"])
 
 
 def normal_modes(level: LevelOfTheory, atomic_numbers: np.ndarray, coords_bohr: np.ndarray) -> NormalModes:
