@@ -117,3 +117,40 @@ def test_too_few_frames_and_a_failed_optimization_are_clear_errors(recipe, tmp_p
     with pytest.raises(OptimizationError, match="did not converge in"):
         optimize(LevelOfTheory(grid_level=1), np.array([8, 1, 1]), stretched, max_iterations=2,
                  progress=lambda message: None)
+
+
+def test_sample_adds_scf_aimd_frames_from_a_real_ipi_run(recipe, tmp_path):
+    """``--aimd-steps``: i-PI NVT with the SCF driver. Truth: PySCF's SCF energy of a kept frame equals
+    the potential i-PI logged at that step; a rerun finds the run finished and starts nothing."""
+    import shutil
+
+    from ipi_jlcdm.electronic.level import LevelOfTheory
+    from ipi_jlcdm.electronic.scf_engine import SCFEngine
+    from ipi_jlcdm.md.campaign import steps_done
+    from ipi_jlcdm.md.md_properties import read_properties
+    from ipi_jlcdm.training.aimd_sampling import EQUILIBRATION_STEPS
+    from ipi_jlcdm.units import EV_PER_HARTREE
+
+    for suffix in (".minimum.xyz", ".modes.npz"):  # reuse the recipe's minimum and modes
+        shutil.copy(recipe / f"geoms.xyz{suffix}", tmp_path / f"aimd.xyz{suffix}")
+    (tmp_path / "water.xyz").write_text(WATER_XYZ)
+    command = ["sample", str(tmp_path / "water.xyz"), "-o", str(tmp_path / "aimd.xyz"), "--count", "1",
+               "--temperatures-k", "300", "--stretch-ratios", "--grid-level", "1", "--aimd-steps", "60",
+               "--aimd-stride", "10", "--aimd-temperature-k", "500"]
+    assert main(command) == 0
+    frames = read_frames(tmp_path / "aimd.xyz")
+    kept = (60 - EQUILIBRATION_STEPS) // 10
+    assert len(frames) == 1 + kept
+    run = tmp_path / "aimd.xyz.aimd"
+    assert steps_done(run / "scf_nvt.out") == 60
+    trajectory = read_frames(run / "scf_nvt.pos_0.xyz")
+    step = EQUILIBRATION_STEPS + 10
+    aimd_frame = next(f for f in frames if np.allclose(f.coords_bohr, trajectory[step].coords_bohr, atol=1e-6))
+    potential_ev = read_properties(run / "scf_nvt.out")[step, 5]
+    energy = SCFEngine(LevelOfTheory(grid_level=1)).compute(aimd_frame.atomic_numbers, aimd_frame.coords_bohr).energy
+    # i-PI writes positions to 6 significant digits (1e-5 angstrom here): 2e-4 eV measured; neighbouring
+    # steps differ by ~1e-2 eV
+    assert abs(energy * EV_PER_HARTREE - potential_ev) < 1e-3
+    logs = sorted(run.glob("*.ipi.log"))
+    assert main(command) == 0  # continues: the run is complete, nothing is started
+    assert sorted(run.glob("*.ipi.log")) == logs and len(read_frames(tmp_path / "aimd.xyz")) == 1 + kept

@@ -2,7 +2,8 @@
 
     python tools/bench_step.py [--model uracil] [--xyz inputs/uracil/uracil.xyz] [--steps 2]
                                [--forces harris-foulkes|orbital|anderson] [--dipole anderson|one-shot]
-                               [--anderson-steps 3] [--grid-level N] [--replicas N] [--cold-frames 2]
+                               [--anderson-steps 3] [--anderson-grid-level 1] [--grid-level N]
+                               [--replicas N] [--cold-frames 2]
 
 Everything is timed in one run, on this machine, with the thread count the environment sets
 (``OMP_NUM_THREADS``); compare the ratios, not the seconds, between machines.
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
+from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_GRID_LEVEL, DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
 from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES, OneShotEngine
 from ipi_jlcdm.electronic.scf_engine import SCFEngine
 from ipi_jlcdm.geometry_io import Frame, read_frames
@@ -107,6 +108,8 @@ def main() -> None:
     parser.add_argument("--dipole", choices=DIPOLE_ROUTES, default="anderson", help="one-shot dipole route")
     parser.add_argument("--anderson-steps", type=int, default=DEFAULT_ANDERSON_STEPS,
                         help=f"Anderson steps of the dipole and route anderson (default {DEFAULT_ANDERSON_STEPS})")
+    parser.add_argument("--anderson-grid-level", type=int, default=DEFAULT_ANDERSON_GRID_LEVEL,
+                        help=f"grid level of the Anderson steps (default {DEFAULT_ANDERSON_GRID_LEVEL})")
     parser.add_argument("--replicas", type=int, default=1, help="copies of the molecule (timing of larger systems)")
     parser.add_argument("--cold-frames", type=int, default=2, help="unrelated single points (default 2; 0: skip)")
     args = parser.parse_args()
@@ -118,7 +121,8 @@ def main() -> None:
     geometries = [frame.coords_bohr + 0.005 * k * direction for k in range(args.steps + 1)]
     z = frame.atomic_numbers
 
-    one_shot = OneShotEngine(model, level, forces=args.forces, dipole=args.dipole, anderson_steps=args.anderson_steps)
+    one_shot = OneShotEngine(model, level, forces=args.forces, dipole=args.dipole, anderson_steps=args.anderson_steps,
+                             anderson_grid_level=args.anderson_grid_level)
     one_shot.compute(z, geometries[0])  # warm-up (compiled kernels, SAD cache, imports)
     times, stages = [], {}
     for xyz in geometries[1:]:
@@ -143,13 +147,14 @@ def main() -> None:
     cold_oneshot, cold_scf = [], []
     for xyz in cold_geometries(frame, args):
         cold_oneshot.append(timed(OneShotEngine(model, level, forces=args.forces, dipole=args.dipole,
-                                                anderson_steps=args.anderson_steps).compute, z, xyz)[0])
+                                                anderson_steps=args.anderson_steps,
+                                                anderson_grid_level=args.anderson_grid_level).compute, z, xyz)[0])
         cold_scf.append(timed(SCFEngine(level, conv_tol=1e-9).compute, z, xyz)[0])
 
     print(f"machine: {machine()}")
     print(f"molecule: {len(z)} atoms ({args.replicas} copies), {nao} AOs, {n_grid} grid points (level "
           f"{level.grid_level}); one-shot: forces {args.forces}, dipole {args.dipole}, {args.anderson_steps} "
-          f"Anderson steps")
+          f"Anderson steps at grid level {min(args.anderson_grid_level, level.grid_level)}")
     print("\none-shot stages (s per step)")
     for key, value in stages.items():
         print(f"  {key:<28s} {value:8.2f}")

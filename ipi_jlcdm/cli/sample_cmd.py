@@ -10,6 +10,7 @@ import numpy as np
 from ipi_jlcdm.electronic.level import LevelOfTheory
 from ipi_jlcdm.files import write_text_atomically
 from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
+from ipi_jlcdm.training.aimd_sampling import EQUILIBRATION_STEPS, aimd_geometries
 from ipi_jlcdm.training.sampling import (
     DEFAULT_GTOL,
     DEFAULT_STRETCH_RATIOS,
@@ -43,6 +44,14 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--charge", type=int, default=0, help="total charge (default 0)")
     p.add_argument("--grid-level", type=int, default=3, help="PySCF grids.level (default 3)")
+    p.add_argument("--aimd-steps", type=int, default=0,
+                   help="also run this many steps of SCF-engine AIMD (i-PI NVT, 0.5 fs, from the minimum, in "
+                   "OUTPUT.aimd/, continued when rerun) and add every --aimd-stride-th frame after the first "
+                   f"{EQUILIBRATION_STEPS} steps: anharmonic geometries (torsions) that harmonic samples miss, at "
+                   "one SCF + gradient per step (default 0: none)")
+    p.add_argument("--aimd-temperature-k", type=float, default=None,
+                   help="thermostat temperature of the AIMD run, kelvin (default: the highest --temperatures-k)")
+    p.add_argument("--aimd-stride", type=int, default=10, help="keep every N-th AIMD step (default 10: 5 fs)")
     p.add_argument("--gtol", type=float, default=DEFAULT_GTOL,
                    help=f"optimization: largest |gradient|, Ha/bohr (default {DEFAULT_GTOL:g})")
     p.set_defaults(func=run)
@@ -53,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--count must be >= 1, got {args.count}")
     if any(t <= 0 for t in args.temperatures_k):
         raise ValueError(f"--temperatures-k must be positive, got {args.temperatures_k}")
+    if args.aimd_steps < 0 or args.aimd_stride < 1:
+        raise ValueError(f"--aimd-steps must be >= 0 and --aimd-stride >= 1, got {args.aimd_steps}, {args.aimd_stride}")
+    if args.aimd_steps and args.charge != 0:
+        raise ValueError("--aimd-steps: the SCF driver runs neutral molecules only")
     frame = read_frames(args.structure)[0]
     z = frame.atomic_numbers
     level = LevelOfTheory(charge=args.charge, grid_level=args.grid_level)
@@ -84,10 +97,17 @@ def run(args: argparse.Namespace) -> int:
     if args.stretch_ratios:
         stretched = stretched_bond_samples(z, minimum, np.array([coords for coords, _ in thermal]),
                                            tuple(args.stretch_ratios), args.stretched_thermal_frames)
+    if args.aimd_steps:
+        temperature = args.aimd_temperature_k or max(args.temperatures_k)
+        workdir = output.with_name(output.name + ".aimd")
+        log(f"SCF AIMD: {args.aimd_steps} steps at {temperature:g} K in {workdir} (progress: {workdir}/scf_nvt.out)")
+        geometries = aimd_geometries(z, minimum, workdir, args.aimd_steps, temperature, args.aimd_stride,
+                                     args.seed, args.grid_level)
+        thermal.extend((coords, f"SCF AIMD frame {n} at {temperature:g} K") for n, coords in enumerate(geometries))
     rng.shuffle(thermal)  # training, validation and held-out frames then span every temperature
     # the stretched frames first: 'train' holds out the last frames, which should be thermal
     frames = stretched + thermal
     write_text_atomically(output, xyz_text(z, frames))
-    log(f"wrote {len(frames)} geometries to {output} ({len(thermal)} thermal, {len(stretched)} stretched X-H); "
-        f"next: ipi-jlcdm dataset {output} -o DATA.npz")
+    log(f"wrote {len(frames)} geometries to {output} ({len(thermal)} thermal (harmonic and AIMD), {len(stretched)} "
+        f"stretched X-H); next: ipi-jlcdm dataset {output} -o DATA.npz")
     return 0

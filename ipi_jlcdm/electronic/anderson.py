@@ -43,6 +43,12 @@ DIPOLE_ROUTES = ("anderson", "one-shot")
 #: 0.037/0.011/0.005 D, rMD17 500 K frames 36-43 0.080/0.033/0.009 D; ~1 s per extra step.
 DEFAULT_ANDERSON_STEPS = 3
 
+#: PySCF grid level of the Anderson steps' V_xc builds (at most the step's own). Measured on rMD17
+#: uracil frames (shipped model, 3 steps): the dipole moves by ~1e-4 D between levels 1 and 3 against
+#: an error of ~0.01 D against SCF, and the steps cost a third of their level-3 time (51k instead of
+#: 151k points); level 0 (11k points) doubles the dipole error. docs/PERFORMANCE.md.
+DEFAULT_ANDERSON_GRID_LEVEL = 1
+
 
 def dipole_of(mol, dm: np.ndarray) -> np.ndarray:
     """Dipole moment (3,) e*bohr of the nuclei and a density matrix (origin 0; neutral molecules)."""

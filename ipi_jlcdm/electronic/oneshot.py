@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.linalg
@@ -38,7 +38,13 @@ from pyscf.dft import numint
 from pyscf.dft.gen_grid import make_mask
 from pyscf.grad import rks as rks_grad
 
-from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES, anderson_steps, dipole_of
+from ipi_jlcdm.electronic.anderson import (
+    DEFAULT_ANDERSON_GRID_LEVEL,
+    DEFAULT_ANDERSON_STEPS,
+    DIPOLE_ROUTES,
+    anderson_steps,
+    dipole_of,
+)
 from ipi_jlcdm.electronic.aux_potential import AuxiliaryPotentials
 from ipi_jlcdm.electronic.density import (
     add_density_response,
@@ -87,7 +93,8 @@ class OneShotEngine:
     def __init__(self, source, level: LevelOfTheory, compute_forces: bool = True, comm=None,
                  fallback_residual: float | None = None, fallback_conv_tol: float = 1e-9,
                  electronic_temperature_k: float = 0.0, forces: str = DEFAULT_FORCE_ROUTE, dipole: str = "anderson",
-                 anderson_steps: int = DEFAULT_ANDERSON_STEPS):
+                 anderson_steps: int = DEFAULT_ANDERSON_STEPS,
+                 anderson_grid_level: int | None = DEFAULT_ANDERSON_GRID_LEVEL):
         """``fallback_residual``: above this residual (integral |rho_out - rho_in| / N_e) the step
         is recomputed by SCF started from P_out and flagged (info['fallback'] = 1); None: never.
         ``electronic_temperature_k`` > 0: Fermi-Dirac occupations (energy = free energy).
@@ -106,6 +113,7 @@ class OneShotEngine:
         if anderson_steps < 1:
             raise ValueError(f"anderson_steps must be >= 1, got {anderson_steps}")
         self.anderson_steps = anderson_steps
+        self.anderson_grid_level = anderson_grid_level
         self.forces = forces
         self.source = source
         self.level = level
@@ -190,10 +198,11 @@ class OneShotEngine:
         dipole, theta = dipole_one_shot, 0.0
         route_c = self.forces == "anderson"  # its energy too, with or without forces
         if self.dipole == "anderson" or route_c:
+            a_coords, a_weights, a_rho_out = self._anderson_grid(mol, coords, weights, rho_out, dm_out)
             mixture = anderson_steps(
-                mol, lambda rho, *extra: _xc_terms(mol, self.level.xc, coords, weights, rho, comm, *extra), coulomb,
-                hcore, overlap, dm_out, rho_out, lambda e: self._occupations(e, n_elec)[0], comm, self.anderson_steps,
-                orbitals=route_c)
+                mol, lambda rho, *extra: _xc_terms(mol, self.level.xc, a_coords, a_weights, rho, comm, *extra),
+                coulomb, hcore, overlap, dm_out, a_rho_out, lambda e: self._occupations(e, n_elec)[0], comm,
+                self.anderson_steps, orbitals=route_c)
             if self.dipole == "anderson":
                 dipole, theta = dipole_of(mol, mixture.dm), mixture.theta
             timer.lap("anderson")
@@ -224,6 +233,18 @@ class OneShotEngine:
         )
         result.check_finite()
         return result
+
+    def _anderson_grid(self, mol, coords, weights, rho_out, dm_out):
+        """This rank's points (npts, 3) bohr, weights and rho[P_out] with its gradient (4, npts) on
+        the grid of the Anderson steps: the step's own, or a grid at ``anderson_grid_level``."""
+        if (self.anderson_grid_level is None or self.anderson_grid_level >= self.level.grid_level
+                or self.forces == "anderson"):  # route (c)'s energy and forces come from the mixture
+            return coords, weights, rho_out
+        grids = replace(self.level, grid_level=self.anderson_grid_level).make_grids(mol)
+        a_coords, a_weights = grid_points(grids)
+        mine = partition_grid(a_coords, mol.atom_coords(), 0.0, self.comm.size)[self.comm.rank]
+        a_coords, a_weights = a_coords[mine], a_weights[mine]
+        return a_coords, a_weights, density_on_points(mol, dm_out, a_coords, gradient=True)
 
     def _occupations(self, mo_energy: np.ndarray, n_elec: int) -> tuple[np.ndarray, float]:
         """Occupations (nmo,) and the smearing term k T S (Ha; 0 for aufbau)."""
