@@ -254,15 +254,18 @@ def run_harmonic(args: argparse.Namespace) -> int:
 
     dipole_route = args.dipole if args.dipole != "anderson" or args.anderson_steps == 1 else \
         f"anderson{args.anderson_steps}"  # result files of one Anderson step keep their earlier name
+    coarse = args.anderson_grid_level is not None and args.anderson_grid_level < model.level.grid_level
+    if args.dipole == "anderson" and args.forces != "anderson" and coarse:  # route (c) keeps the step's grid
+        dipole_route += f"_grid{args.anderson_grid_level}"
     force_route = args.forces if args.forces != "anderson" else f"anderson{args.anderson_steps}"  # steps matter
     engine_tag = model.metadata()["coefficients_sha256"][:12] if args.engine == "jlcdm" else "scf"
     if args.engine == "scf":
         force_route = dipole_route = "scf"
     progress = Progress(out, engine_tag, force_route, dipole_route, nmode, natm)
     engine = make_engine(args.engine, args.model, fallback_residual=None, forces=args.forces, dipole=args.dipole,
-                         anderson_steps=args.anderson_steps)
+                         anderson_steps=args.anderson_steps, anderson_grid_level=args.anderson_grid_level)
     dipole_engine = make_engine(args.engine, args.model, fallback_residual=None, dipole=args.dipole,
-                                anderson_steps=args.anderson_steps)
+                                anderson_steps=args.anderson_steps, anderson_grid_level=args.anderson_grid_level)
     dipole_engine.compute_forces = False  # where only the dipoles are missing (another dipole route)
     for k in range(nmode):
         for side, sign in enumerate((1.0, -1.0)):

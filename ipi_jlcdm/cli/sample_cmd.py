@@ -23,6 +23,11 @@ from ipi_jlcdm.training.sampling import (
     xyz_text,
 )
 
+#: Thermal samples per temperature. Measured on ethanol (9 atoms, held-out harmonic samples, 4 per
+#: temperature): 16 per temperature gave density errors 0.389 % (300 K) and 0.603 % (500 K), 32 gave
+#: 0.367 % and 0.559 %, for 7 more minutes of SCF references.
+DEFAULT_COUNT = 32
+
 
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="training geometries for a molecule: optimize, normal modes, thermal samples",
@@ -36,7 +41,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("-o", "--output", required=True, help="XYZ file of the sampled geometries (angstrom)")
     p.add_argument("--temperatures-k", type=float, nargs="+", default=[100.0, 300.0, 500.0],
                    help="temperatures of the thermal samples, kelvin (default 100 300 500)")
-    p.add_argument("--count", type=int, default=16, help="thermal samples per temperature (default 16)")
+    p.add_argument("--count", type=int, default=DEFAULT_COUNT,
+                   help=f"thermal samples per temperature (default {DEFAULT_COUNT})")
     p.add_argument("--stretch-ratios", type=float, nargs="*", default=list(DEFAULT_STRETCH_RATIOS),
                    help="X-H bond lengths as ratios of the equilibrium length (default 0.9 1.15 1.25; none: skip)")
     p.add_argument("--stretched-thermal-frames", type=int, default=4,

@@ -69,10 +69,7 @@ class LevelOfTheory:
 
     def make_grids(self, mol: gto.Mole) -> dft.gen_grid.Grids:
         """The Becke integration grid of ``mol`` at ``grid_level`` (built)."""
-        grids = dft.gen_grid.Grids(mol)
-        grids.level = self.grid_level
-        grids.build(with_non0tab=True)
-        return grids
+        return becke_grids(mol, self.grid_level)
 
     def make_rks(self, mol: gto.Mole, grids: dft.gen_grid.Grids | None = None):
         """A density-fitted RKS object at this level (not run)."""
@@ -83,6 +80,14 @@ class LevelOfTheory:
         else:
             mf.grids = grids
         return mf
+
+
+def becke_grids(mol: gto.Mole, grid_level: int) -> dft.gen_grid.Grids:
+    """PySCF's Becke integration grid of ``mol`` at ``grids.level`` = ``grid_level`` (built)."""
+    grids = dft.gen_grid.Grids(mol)
+    grids.level = grid_level
+    grids.build(with_non0tab=True)
+    return grids
 
 
 class FrozenGridLevel:

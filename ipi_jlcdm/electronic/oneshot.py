@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
@@ -57,7 +57,7 @@ from ipi_jlcdm.electronic.density import (
     sad_density_on_points,
 )
 from ipi_jlcdm.electronic.hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
-from ipi_jlcdm.electronic.level import LevelOfTheory
+from ipi_jlcdm.electronic.level import LevelOfTheory, becke_grids
 from ipi_jlcdm.electronic.occupations import aufbau, fermi_dirac
 from ipi_jlcdm.electronic.positivity import PositiveDensityMap
 from ipi_jlcdm.electronic.results import EngineResult
@@ -240,7 +240,7 @@ class OneShotEngine:
         if (self.anderson_grid_level is None or self.anderson_grid_level >= self.level.grid_level
                 or self.forces == "anderson"):  # route (c)'s energy and forces come from the mixture
             return coords, weights, rho_out
-        grids = replace(self.level, grid_level=self.anderson_grid_level).make_grids(mol)
+        grids = becke_grids(mol, self.anderson_grid_level)
         a_coords, a_weights = grid_points(grids)
         mine = partition_grid(a_coords, mol.atom_coords(), 0.0, self.comm.size)[self.comm.rank]
         a_coords, a_weights = a_coords[mine], a_weights[mine]
