@@ -30,3 +30,13 @@ def test_bad_geometry_is_a_clear_error_and_writes_nothing(tmp_path, capsys, line
     assert str(path) in err and expected in err
     assert len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_an_impossible_anderson_grid_level_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "water.xyz"
+    path.write_text("\n".join(["3", "water", *GOOD]) + "\n")
+    out = tmp_path / "out.extxyz"
+    code = main(["eval", "--model", str(WATER_MODEL), str(path), "-o", str(out), "--anderson-grid-level", "12"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "grid level 0-9, got 12" in err and len(err.splitlines()) == 1
+    assert not out.exists()

@@ -113,6 +113,8 @@ class OneShotEngine:
         if anderson_steps < 1:
             raise ValueError(f"anderson_steps must be >= 1, got {anderson_steps}")
         self.anderson_steps = anderson_steps
+        if anderson_grid_level is not None and not 0 <= anderson_grid_level <= 9:
+            raise ValueError(f"anderson_grid_level must be a PySCF grid level 0-9, got {anderson_grid_level}")
         self.anderson_grid_level = anderson_grid_level
         self.forces = forces
         self.source = source
