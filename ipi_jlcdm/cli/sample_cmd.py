@@ -35,8 +35,9 @@ def add_parser(sub, name: str) -> None:
                        "gradients), compute PySCF's analytic Hessian there, and draw geometries from the classical "
                        "harmonic Boltzmann distribution of the normal modes at each --temperatures-k (each mode "
                        "carries kT/2 of potential energy on average), plus X-H bonds stretched to fixed ratios of "
-                       "their length. The minimum and the modes are saved next to OUTPUT (OUTPUT.minimum.xyz, "
-                       "OUTPUT.modes.npz) and reused by a rerun. Next step: 'ipi-jlcdm dataset OUTPUT -o DATA.npz'.")
+                       "their length, and with --aimd-steps frames of a short SCF-engine AIMD run. The minimum and the "
+                       "modes are saved next to OUTPUT (OUTPUT.minimum.xyz, OUTPUT.modes.npz) and reused by a rerun. "
+                       "Next step: 'ipi-jlcdm dataset OUTPUT -o DATA.npz'.")
     p.add_argument("structure", help="XYZ file of the molecule (angstrom; the first frame is used)")
     p.add_argument("-o", "--output", required=True, help="XYZ file of the sampled geometries (angstrom)")
     p.add_argument("--temperatures-k", type=float, nargs="+", default=[100.0, 300.0, 500.0],
