@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_GRID_LEVEL, DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
-from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES, OneShotEngine
+from ipi_jlcdm.electronic.engines import add_route_arguments, route_options
+from ipi_jlcdm.electronic.oneshot import OneShotEngine
 from ipi_jlcdm.electronic.scf_engine import SCFEngine
 from ipi_jlcdm.geometry_io import Frame, read_frames
 from ipi_jlcdm.jl.model import JLCDModel
@@ -104,12 +104,7 @@ def main() -> None:
     parser.add_argument("--xyz", default="inputs/uracil/uracil.xyz")
     parser.add_argument("--steps", type=int, default=2, help="timed MD steps per engine (default 2)")
     parser.add_argument("--grid-level", type=int, default=None)
-    parser.add_argument("--forces", choices=FORCE_ROUTES, default=DEFAULT_FORCE_ROUTE, help="one-shot force route")
-    parser.add_argument("--dipole", choices=DIPOLE_ROUTES, default="anderson", help="one-shot dipole route")
-    parser.add_argument("--anderson-steps", type=int, default=DEFAULT_ANDERSON_STEPS,
-                        help=f"Anderson steps of the dipole and route anderson (default {DEFAULT_ANDERSON_STEPS})")
-    parser.add_argument("--anderson-grid-level", type=int, default=DEFAULT_ANDERSON_GRID_LEVEL,
-                        help=f"grid level of the Anderson steps (default {DEFAULT_ANDERSON_GRID_LEVEL})")
+    add_route_arguments(parser)
     parser.add_argument("--replicas", type=int, default=1, help="copies of the molecule (timing of larger systems)")
     parser.add_argument("--cold-frames", type=int, default=2, help="unrelated single points (default 2; 0: skip)")
     args = parser.parse_args()
@@ -121,8 +116,7 @@ def main() -> None:
     geometries = [frame.coords_bohr + 0.005 * k * direction for k in range(args.steps + 1)]
     z = frame.atomic_numbers
 
-    one_shot = OneShotEngine(model, level, forces=args.forces, dipole=args.dipole, anderson_steps=args.anderson_steps,
-                             anderson_grid_level=args.anderson_grid_level)
+    one_shot = OneShotEngine(model, level, **route_options(args))
     one_shot.compute(z, geometries[0])  # warm-up (compiled kernels, SAD cache, imports)
     times, stages = [], {}
     for xyz in geometries[1:]:
@@ -146,9 +140,7 @@ def main() -> None:
 
     cold_oneshot, cold_scf = [], []
     for xyz in cold_geometries(frame, args):
-        cold_oneshot.append(timed(OneShotEngine(model, level, forces=args.forces, dipole=args.dipole,
-                                                anderson_steps=args.anderson_steps,
-                                                anderson_grid_level=args.anderson_grid_level).compute, z, xyz)[0])
+        cold_oneshot.append(timed(OneShotEngine(model, level, **route_options(args)).compute, z, xyz)[0])
         cold_scf.append(timed(SCFEngine(level, conv_tol=1e-9).compute, z, xyz)[0])
 
     print(f"machine: {machine()}")

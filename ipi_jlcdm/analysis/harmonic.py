@@ -29,7 +29,7 @@ import numpy as np
 from pyscf.data import elements, nist
 from pyscf.hessian import thermo
 
-from ipi_jlcdm.electronic.engines import make_engine
+from ipi_jlcdm.electronic.engines import make_engine, route_options
 from ipi_jlcdm.electronic.oneshot import ENGINE_REVISION
 from ipi_jlcdm.electronic.scf_engine import run_scf
 from ipi_jlcdm.geometry_io import format_xyz_frame, read_frames
@@ -262,11 +262,11 @@ def run_harmonic(args: argparse.Namespace) -> int:
     if args.engine == "scf":
         force_route = dipole_route = "scf"
     progress = Progress(out, engine_tag, force_route, dipole_route, nmode, natm)
-    engine = make_engine(args.engine, args.model, fallback_residual=None, forces=args.forces, dipole=args.dipole,
-                         anderson_steps=args.anderson_steps, anderson_grid_level=args.anderson_grid_level)
-    dipole_engine = make_engine(args.engine, args.model, fallback_residual=None, dipole=args.dipole,
-                                anderson_steps=args.anderson_steps, anderson_grid_level=args.anderson_grid_level)
-    dipole_engine.compute_forces = False  # where only the dipoles are missing (another dipole route)
+    engine = make_engine(args.engine, args.model, fallback_residual=None, **route_options(args))
+    # where only the dipoles are missing (another dipole route): the same routes, so that the Anderson
+    # steps run on the grid the dipole file is named after (route (c) keeps the step's grid)
+    dipole_engine = make_engine(args.engine, args.model, fallback_residual=None, **route_options(args))
+    dipole_engine.compute_forces = False
     for k in range(nmode):
         for side, sign in enumerate((1.0, -1.0)):
             coords = coords0 + sign * steps[k] * modes[k]

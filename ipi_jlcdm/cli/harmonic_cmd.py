@@ -6,9 +6,7 @@ import argparse
 from pathlib import Path
 
 from ipi_jlcdm.analysis.harmonic import DEFAULT_STEP_BOHR, run_harmonic
-from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_GRID_LEVEL, DEFAULT_ANDERSON_STEPS, DIPOLE_ROUTES
-from ipi_jlcdm.electronic.engines import ENGINES
-from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
+from ipi_jlcdm.electronic.engines import ENGINES, add_route_arguments
 from ipi_jlcdm.jl.model import PACKAGED_MODELS
 from ipi_jlcdm.md.demo import packaged_inputs
 
@@ -28,12 +26,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--engine", choices=ENGINES, default="jlcdm", help="jlcdm (the model, default) or scf")
     p.add_argument("--step-bohr", type=float, default=DEFAULT_STEP_BOHR,
                    help=f"largest atomic displacement of a finite-difference step (default {DEFAULT_STEP_BOHR})")
-    p.add_argument("--forces", choices=FORCE_ROUTES, default=DEFAULT_FORCE_ROUTE, help="the model's force route")
-    p.add_argument("--dipole", choices=DIPOLE_ROUTES, default="anderson", help="the model's dipole route")
-    p.add_argument("--anderson-steps", type=int, default=DEFAULT_ANDERSON_STEPS,
-                   help=f"Fock builds of the 'anderson' dipole (default {DEFAULT_ANDERSON_STEPS})")
-    p.add_argument("--anderson-grid-level", type=int, default=DEFAULT_ANDERSON_GRID_LEVEL,
-                   help=f"grid level of those Fock builds (default {DEFAULT_ANDERSON_GRID_LEVEL}, as the driver)")
+    add_route_arguments(p)
     p.add_argument("--gtol", type=float, default=2e-5, help="optimization: largest |gradient|, Ha/bohr")
     p.add_argument("--sample", nargs=2, metavar=("TEMPERATURE_K", "N"), default=None,
                    help="instead of the comparison: write N geometries drawn from the classical harmonic Boltzmann "

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS
-from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, FORCE_ROUTES
+from ipi_jlcdm.electronic.engines import add_route_arguments, route_options
 from ipi_jlcdm.files import write_text_atomically
 from ipi_jlcdm.geometry_io import parse_frame_selection
 from ipi_jlcdm.jl.model import JLCDModel
@@ -28,10 +27,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--goals-k", type=int, choices=sorted(GOALS), default=300,
                    help="temperature whose goals apply (default 300)")
     p.add_argument("--density-only", action="store_true", help="density errors only (no one-shot engine)")
-    p.add_argument("--forces", choices=FORCE_ROUTES, default=DEFAULT_FORCE_ROUTE,
-                   help=f"one-shot force route (default {DEFAULT_FORCE_ROUTE})")
-    p.add_argument("--anderson-steps", type=int, default=DEFAULT_ANDERSON_STEPS,
-                   help=f"Anderson steps of the served dipole (default {DEFAULT_ANDERSON_STEPS})")
+    add_route_arguments(p)
     p.add_argument("-o", "--output", default=None, help="also write the tables (markdown) to this file")
     p.set_defaults(func=run)
 
@@ -43,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.data} and the model differ in level of theory: {'; '.join(mismatch)}")
     model.check_compatible(data.atomic_numbers)
     frames = parse_frame_selection(args.frames, len(data))
-    rows = validate_model(model, data, frames, engine=not args.density_only, forces=args.forces,
-                          anderson_steps=args.anderson_steps)
+    rows = validate_model(model, data, frames, engine=not args.density_only, **route_options(args))
     summary = summarize(rows)
     goals, passed = format_goal_table(summary, args.goals_k)
     text = f"{format_table(rows)}\n\n{goals}\n"

@@ -62,6 +62,13 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--electronic-temperature-k", type=float, default=0.0,
                    help="jlcdm: Fermi-Dirac occupations at this electronic temperature (K; energy = Mermin free "
                    "energy); keeps dipoles and forces continuous where HOMO and LUMO cross. 0 (default): aufbau")
+    add_route_arguments(p)
+
+
+def add_route_arguments(p: argparse.ArgumentParser) -> None:
+    """The one-shot engine's force and dipole routes (--forces, --dipole, --anderson-steps,
+    --anderson-grid-level): shared by ``driver``, ``eval``, ``validate``, ``harmonic`` and the benchmarks;
+    ``route_options`` turns them into engine keyword arguments."""
     p.add_argument("--forces", choices=FORCE_ROUTES, default=DEFAULT_FORCE_ROUTE,
                    help="jlcdm force route: 'harris-foulkes' (default; the exact derivative of the one-shot "
                    "energy: energy-conserving MD; uracil 9/27 meV/Å force MAE at 300/500 K), 'orbital' (PySCF's "
@@ -83,11 +90,17 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    "third of the cost); energy and forces always use --grid-level")
 
 
+def route_options(args: argparse.Namespace) -> dict:
+    """``add_route_arguments`` options as keyword arguments of OneShotEngine and ``make_engine``."""
+    return {"forces": args.forces, "dipole": args.dipole, "anderson_steps": args.anderson_steps,
+            "anderson_grid_level": args.anderson_grid_level}
+
+
 def engine_from_arguments(args: argparse.Namespace):
     """The engine that ``add_engine_arguments`` options describe."""
     return make_engine(args.engine, args.model, args.grid_level,
                        args.fallback_residual if args.fallback_residual >= 0 else None, args.electronic_temperature_k,
-                       args.forces, args.dipole, args.anderson_steps, args.anderson_grid_level)
+                       **route_options(args))
 
 
 def molecule_atomic_numbers(structure: str | None, model: str | None) -> np.ndarray:

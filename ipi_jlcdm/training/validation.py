@@ -8,8 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ipi_jlcdm.electronic.anderson import DEFAULT_ANDERSON_STEPS
-from ipi_jlcdm.electronic.oneshot import DEFAULT_FORCE_ROUTE, OneShotEngine
+from ipi_jlcdm.electronic.oneshot import OneShotEngine
 from ipi_jlcdm.jl.model import JLCDModel
 from ipi_jlcdm.training.dataset import ReferenceData
 from ipi_jlcdm.training.fit import density_error, frame_grid
@@ -52,15 +51,15 @@ def format_goal_table(summary: dict, temperature_k: int) -> tuple[str, bool]:
 
 
 def validate_model(model: JLCDModel, data: ReferenceData, frames: list[int], engine: bool = True,
-                   log=sys.stderr, forces: str = DEFAULT_FORCE_ROUTE, anderson_steps: int = DEFAULT_ANDERSON_STEPS
-                   ) -> list[dict]:
+                   log=sys.stderr, **routes) -> list[dict]:
     """One row per frame (COLUMNS): density errors on the full grid and, with ``engine``, the one-shot
-    energy, force (route ``forces``, see OneShotEngine), dipole and gap errors against the stored SCF labels.
+    energy, force, dipole and gap errors against the stored SCF labels (``routes``: OneShotEngine's
+    forces, dipole, anderson_steps, anderson_grid_level; default: the driver's).
     dipole_error_D is that of the dipole the engine serves (after the Anderson step by default),
     dipole_one_shot_error_D that of the one-shot density matrix P_out, dipole_rho_in_error_D that of
     the model density rho_in itself (grid quadrature)."""
     rows = []
-    one_shot = OneShotEngine(model, model.level, forces=forces, anderson_steps=anderson_steps)
+    one_shot = OneShotEngine(model, model.level, **routes)
     for k in frames:
         t0 = time.perf_counter()
         z, xyz = data.atomic_numbers, data.coords_bohr[k]
