@@ -29,6 +29,9 @@ class SerialComm:
     def allreduce_sum(self, array):
         return array
 
+    def allreduce_max(self, value: float) -> float:
+        return float(value)
+
     def bcast(self, obj, root: int = 0):
         return obj
 
@@ -54,6 +57,10 @@ class MPIComm:
         out = np.empty_like(send)
         self.comm.Allreduce(send, out, op=self._mpi.SUM)
         return out
+
+    def allreduce_max(self, value: float) -> float:
+        """The largest of a float over ranks (same result on every rank)."""
+        return self.comm.allreduce(float(value), op=self._mpi.MAX)
 
     def bcast(self, obj, root: int = 0):
         return self.comm.bcast(obj, root=root)

@@ -116,9 +116,11 @@ def anderson_steps(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np.
     """``steps`` Anderson steps from the one-shot step: the final mixture of output density matrices.
 
     ``xc_terms(rho[, dm, c])`` -> (object with ``v_matrix``, extra) for the (4, npts) density rho on
-    this rank's points, or for rho + c rho[dm] with extra = rho[dm] (4, npts) from the same AO pass;
+    this rank's points (None: zero), or for rho + c rho[dm] with extra = rho[dm] (4, npts) from the
+    same AO pass;
     ``fit``: the CoulombFit of rho_in (int3c, metric factor, rhs = (Q|rho_in)); ``rho_out`` (4, npts)
-    the density of ``dm_out`` and its gradient at this rank's points; ``occupations(mo_energy)`` ->
+    the density of ``dm_out`` and its gradient at this rank's points, or None: then it comes from the
+    AO pass of the first V_xc build; ``occupations(mo_energy)`` ->
     mo_occ as in the one-shot step. Every rank returns the same numbers (rank 0 diagonalizes, the
     result is broadcast). Steps beyond the first mix all outputs so far with Pulay's coefficients in
     the Coulomb metric and build the Fock matrix of that mixture (one more J, V_xc, AO pass and
@@ -136,7 +138,10 @@ def anderson_steps(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np.
         loop below has last set them (a closure, not a snapshot)."""
         if step == 0:
             rhs_in = outputs[0]
-            xc = xc_terms(rho_out)[0]
+            if rhos[0] is None:  # rho[P_out] from the same AO pass as V_xc[rho[P_out]]
+                xc, rhos[0] = xc_terms(None, dm_out, 1.0)
+            else:
+                xc = xc_terms(rhos[0])[0]
         else:
             rhs_in = sum(c * f for c, f in zip(coefficients, outputs, strict=True))
             older = sum(c * r for c, r in zip(coefficients[:-1], rhos, strict=True))

@@ -200,7 +200,7 @@ class OneShotEngine:
         dipole, theta = dipole_one_shot, 0.0
         route_c = self.forces == "anderson"  # its energy too, with or without forces
         if self.dipole == "anderson" or route_c:
-            a_coords, a_weights, a_rho_out = self._anderson_grid(mol, coords, weights, rho_out, dm_out)
+            a_coords, a_weights, a_rho_out = self._anderson_grid(mol, coords, weights, rho_out)
             mixture = anderson_steps(
                 mol, lambda rho, *extra: _xc_terms(mol, self.level.xc, a_coords, a_weights, rho, comm, *extra),
                 coulomb, hcore, overlap, dm_out, a_rho_out, lambda e: self._occupations(e, n_elec)[0], comm,
@@ -236,17 +236,17 @@ class OneShotEngine:
         result.check_finite()
         return result
 
-    def _anderson_grid(self, mol, coords, weights, rho_out, dm_out):
+    def _anderson_grid(self, mol, coords, weights, rho_out):
         """This rank's points (npts, 3) bohr, weights and rho[P_out] with its gradient (4, npts) on
-        the grid of the Anderson steps: the step's own, or a grid at ``anderson_grid_level``."""
+        the grid of the Anderson steps: the step's own, or a grid at ``anderson_grid_level`` (then
+        None for rho[P_out]: the first Anderson step computes it in its own AO pass)."""
         if (self.anderson_grid_level is None or self.anderson_grid_level >= self.level.grid_level
                 or self.forces == "anderson"):  # route (c)'s energy and forces come from the mixture
             return coords, weights, rho_out
         grids = becke_grids(mol, self.anderson_grid_level)
         a_coords, a_weights = grid_points(grids)
         mine = partition_grid(a_coords, mol.atom_coords(), 0.0, self.comm.size)[self.comm.rank]
-        a_coords, a_weights = a_coords[mine], a_weights[mine]
-        return a_coords, a_weights, density_on_points(mol, dm_out, a_coords, gradient=True)
+        return a_coords[mine], a_weights[mine], None
 
     def _occupations(self, mo_energy: np.ndarray, n_elec: int) -> tuple[np.ndarray, float]:
         """Occupations (nmo,) and the smearing term k T S (Ha; 0 for aufbau)."""
@@ -348,20 +348,21 @@ class _XCTerms:
         self.v_matrix, self.e_xc, self.v_rho = v_matrix, e_xc, v_rho
 
 
-def _xc_terms(mol: gto.Mole, xc: str, coords: np.ndarray, weights: np.ndarray, rho_in: np.ndarray, comm,
+def _xc_terms(mol: gto.Mole, xc: str, coords: np.ndarray, weights: np.ndarray, rho_in: np.ndarray | None, comm,
               extra_dm: np.ndarray | None = None, extra_weight: float = 0.0) -> tuple[_XCTerms, np.ndarray | None]:
     """E_xc[rho], V_xc matrix and integral v_xc rho (= Tr(V_xc P) for rho = rho[P]) for a GGA.
 
-    rho_in: (4, ngrid) density and gradient. Follows PySCF's nr_rks quadrature. With ``extra_dm``
-    (nao, nao) symmetric, the terms are those of rho = rho_in + extra_weight rho[extra_dm], and
-    rho[extra_dm] (4, ngrid) comes back too, from the same AO pass (the Anderson steps); else None.
+    rho_in: (4, ngrid) density and gradient (None: zero). Follows PySCF's nr_rks quadrature. With
+    ``extra_dm`` (nao, nao) symmetric, the terms are those of rho = rho_in + extra_weight
+    rho[extra_dm], and rho[extra_dm] (4, ngrid) comes back too, from the same AO pass (the Anderson
+    steps); else None.
     """
     ni = numint.NumInt()
-    extra = np.empty_like(rho_in) if extra_dm is not None else None
+    extra = np.empty((4, len(coords))) if extra_dm is not None else None
 
     def block(sl, ao, mask):
         ao_t = ao.transpose(0, 2, 1)  # (4, nao, blk): eval_ao's own layout, points contiguous
-        rho = rho_in[:, sl]
+        rho = 0.0 if rho_in is None else rho_in[:, sl]
         if extra is not None:
             phi_dm = extra_dm @ ao_t[0]
             extra[:, sl] = density_from_phi(ao_t, phi_dm)

@@ -145,9 +145,8 @@ class PairDerivatives:
 
     def contract(self, weights: np.ndarray, natm: int) -> np.ndarray:
         """sum_points sum_mix weights[mix, point] d f_mix(point) / d R: (natm, 3) for weights (nmix, npts)."""
-        per_pair = np.einsum("mp,mpx->px", np.asarray(weights)[:, self.point], self.g)
-        return -np.stack([np.bincount(self.atom, weights=per_pair[:, x], minlength=natm) for x in range(3)],
-                         axis=1)
+        weights = np.ascontiguousarray(weights, dtype=float)
+        return -jl_kernels.weighted_pair_sum(weights, self.point, self.atom, self.g, natm)
 
 
 class JLDescriptor:

@@ -546,17 +546,32 @@ def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp,
     return values, gradients, g_pair
 
 
+@njit(cache=True, nogil=True)
+def weighted_pair_sum(weights, pair_point, pair_atom, g, natm):
+    """sum over pairs and mixings of weights[mix, point] g[mix, pair] per atom: (natm, 3), for
+    weights (nmix, npts), pair_point, pair_atom (npair,) and g (nmix, npair, 3)."""
+    out = np.zeros((natm, 3))
+    for mm in range(g.shape[0]):
+        for q in range(pair_point.shape[0]):
+            w = weights[mm, pair_point[q]]
+            a = pair_atom[q]
+            out[a, 0] += w * g[mm, q, 0]
+            out[a, 1] += w * g[mm, q, 1]
+            out[a, 2] += w * g[mm, q, 2]
+    return out
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def scaled_ao(ao_t, wv):
     """X[s] = wv[s, 0] phi + sum_j wv[s, j] d_j phi: (nset, nao, blk) for AO values ao_t (>= 4, nao, blk)
     (PySCF's eval_ao output transposed: points contiguous) and potentials wv (nset, 4, blk)."""
     nset, nao, blk = wv.shape[0], ao_t.shape[1], ao_t.shape[2]
     out = np.empty((nset, nao, blk))
-    for i in range(nao):
-        for g in range(blk):
-            a0, a1, a2, a3 = ao_t[0, i, g], ao_t[1, i, g], ao_t[2, i, g], ao_t[3, i, g]
-            for s in range(nset):
-                out[s, i, g] = wv[s, 0, g] * a0 + wv[s, 1, g] * a1 + wv[s, 2, g] * a2 + wv[s, 3, g] * a3
+    for s in range(nset):  # the points innermost: one vectorized loop per (set, AO)
+        for i in range(nao):
+            for g in range(blk):
+                out[s, i, g] = (wv[s, 0, g] * ao_t[0, i, g] + wv[s, 1, g] * ao_t[1, i, g]
+                                + wv[s, 2, g] * ao_t[2, i, g] + wv[s, 3, g] * ao_t[3, i, g])
     return out
 
 

@@ -233,7 +233,7 @@ class JLCDModel:
 
     def deformation_density_vjp(self, points: np.ndarray, atomic_numbers: np.ndarray, atom_coords: np.ndarray,
                                 potential: np.ndarray, rho_sad: np.ndarray | None = None,
-                                pairs: PairDerivatives | None = None) -> np.ndarray:
+                                pairs: PairDerivatives | None = None, global_max=None) -> np.ndarray:
         """sum_g u_g . d(delta rho, grad delta rho)(r_g) / d R_A at fixed rho_SAD: (natm, 3), for u =
         ``potential`` (4, npts) (weights included; u[1:4] multiplies the gradient channels). With an
         envelope block rho_sad (4, npts) is needed; the motion of rho_SAD is the EnvelopeResponse of
@@ -246,7 +246,10 @@ class JLCDModel:
         (error h^2/2 of the second derivative; 5e-8 of the VJP at VJP_STEP_BOHR, measured): two passes
         over the points, not three. With ``pairs``, the atom derivatives of the model pass at these
         points (``deformation_density_with_response``), the value channel and the undisplaced end of
-        one-sided differences (VJP_FORWARD_STEP_BOHR) come from them: one pass.
+        one-sided differences (VJP_FORWARD_STEP_BOHR) come from them: one pass, over the points whose
+        gradient-channel weight is above VJP_SCREEN of the largest. ``global_max(x)``: the largest x
+        over all MPI ranks (each holding part of the points), so that every partition of the grid
+        screens the same points; default: these points alone.
         """
         # weights of f_0 (and f_1) on the value channel and along the direction of u[1:4]
         norm = np.linalg.norm(potential[1:4], axis=0)
@@ -265,7 +268,10 @@ class JLCDModel:
         if pairs is not None:
             # both ends of the differences only where the gradient channels carry weight (VJP_SCREEN)
             largest = np.abs(gradient_weights).max(axis=0)
-            kept = largest > VJP_SCREEN * max(float(largest.max()), 1e-300)
+            overall = float(largest.max()) if largest.size else 0.0
+            if global_max is not None:
+                overall = global_max(overall)
+            kept = largest > VJP_SCREEN * max(overall, 1e-300)
             gradient_weights[:, ~kept] = 0.0
             step = VJP_FORWARD_STEP_BOHR
             at_points = value_weights - gradient_weights / step  # per channel f_k
