@@ -11,7 +11,8 @@ Z < Z' keep all (n, n').
 Lengths in bohr. Work is chunked over points (``chunk_size``). Predictions and atom derivatives
 run by default through the compiled kernels of ``jl_kernels`` (pair terms and derivatives) around
 one BLAS product per l for the contraction with the coefficients, one chunk per thread
-(``threads``); the numpy implementation below (``compiled=False``), vectorized over the
+(``threads``), the points grouped by the species within r_cut of them so that each chunk
+contracts only those species' blocks; the numpy implementation below (``compiled=False``), vectorized over the
 (point, atom) pairs of a chunk, is the reference the tests compare them with, and the training
 path (``features``). Memory per chunk is O(chunk_size * atoms * (n1 + n2 * (l_max+1)^2)),
 independent of the number of points.
@@ -32,9 +33,9 @@ from ipi_jlcdm.units import ANGSTROM_PER_BOHR, BOHR_PER_ANGSTROM
 _TINY_DISTANCE = 1e-12  # bohr; below this the direction of a point from an atom is undefined
 
 #: Points per chunk: the numpy reference keeps a chunk's dense (point, atom) arrays in cache (256
-#: measured 3x faster than 2048). The compiled pass keeps its species sums A (36 x 52 per point for
-#: uracil's model) and their contraction B = A C in cache too: one pass over uracil's grid on one
-#: thread took 3.5 s in chunks of 256 points, 4.6 s in chunks of 1024 (the contraction 1.33 vs 2.13 s).
+#: measured 3x faster than 2048). The compiled pass: a model pass and a displaced VJP pass over
+#: uracil's grid on 2 threads took 1.91 + 1.67 s in chunks of 128 points, 1.67 + 1.49 s at 256,
+#: 1.80 + 1.48 s at 512 and 2.09 + 1.92 s at 1024 (docs/PERFORMANCE.md).
 NUMPY_CHUNK = 256
 COMPILED_CHUNK = 256
 
