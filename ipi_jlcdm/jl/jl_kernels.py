@@ -4,16 +4,18 @@ The formulas are those of the ``descriptor`` module docstring (the JL features a
 numpy implementation there stays as the reference that the tests compare these kernels against.
 One pass over a chunk of points has three parts:
 
-1. ``pair_terms``: for every (point, atom) pair within r_cut, the radial functions J1, dJ1/dr, J2,
-   dJ2/dr (Jacobi recurrences, with the derivative of the recurrence itself), the real solid
-   harmonics S_lm of the unit vector, and the species sums A^Z_{nlm}(g) = sum_{i in Z} J2_n S_lm.
-   Nothing (point, atom)-dense is formed: the pairs are a CSR list (``offsets`` per point).
+1. ``pair_terms``: for every (point, atom) pair within r_cut (``pair_list``), the radial functions
+   J1, dJ1/dr, J2, dJ2/dr (Jacobi recurrences, with the derivative of the recurrence itself), the
+   real solid harmonics S_lm of the unit vector (the recurrences run over all the chunk's pairs at
+   once, pairs innermost), and the species sums A^Z_{nlm}(g) = sum_{i in Z} J2_n S_lm. Nothing
+   (point, atom)-dense is formed: the pairs are a CSR list (``offsets`` per point).
 2. The contraction B_l = A_l C_l with the coefficients, one BLAS matrix product per l (in
    ``descriptor``; it is the pass's floating-point bulk and BLAS does it best).
 3. ``pair_outputs``: per point the model values sum_lm A.B + the one-body and i = j terms, and per
    pair the part of the spatial gradient carried by that atom's functions (the atom derivatives are
    its negative), for each mixing of the channels; the harmonics' gradients are recomputed per pair
-   by their recurrence instead of stored.
+   by their recurrence instead of stored (faster than forming them for all pairs at once: 1117
+   against 1322 ns per pair, measured on uracil's grid).
 
 Lengths in bohr. The kernels release the GIL: ``descriptor`` runs one chunk per thread
 (``threads.chunk_map``), each with single-threaded BLAS, so that numba's and BLAS's thread pools
@@ -69,6 +71,15 @@ def harmonic_recurrence(l_max: int) -> np.ndarray:
     return out
 
 
+@njit(cache=True, inline="always")
+def _step_up(l: int, m: int, rec: np.ndarray):
+    """The harmonic recurrence's step from l to l + 1 at order m (|m| <= l): its constants
+    sqrt((l+m)(l-m)) and 1 / sqrt((l+m+1)(l-m+1)) (``harmonic_recurrence``) and the indices of
+    S_(l,m), S_(l+1,m) and S_(l-1,m) (the last only used when the first constant is > 0)."""
+    low = (l - 1) * (l - 1) + (l - 1) + m if l > 0 else 0
+    return rec[l, m + l, 1], rec[l, m + l, 2], l * l + l + m, (l + 1) * (l + 1) + (l + 1) + m, low
+
+
 @njit(cache=True, inline="always", fastmath=True)
 def _harmonics(x: float, y: float, z: float, l_max: int, rec: np.ndarray, val: np.ndarray, grad: np.ndarray,
                with_grad: bool) -> None:
@@ -99,17 +110,13 @@ def _harmonics(x: float, y: float, z: float, l_max: int, rec: np.ndarray, val: n
             grad[0, lo] += f * keep * sb
         a = 2.0 * l + 1.0
         for m in range(-l, l + 1):
-            bb = rec[l, m + l, 1]
-            inv_c = rec[l, m + l, 2]
-            src = l * l + l + m
-            dst = (l + 1) * (l + 1) + (l + 1) + m
+            bb, inv_c, src, dst, low = _step_up(l, m, rec)
             new = a * z * val[src]
             if with_grad:
                 g0 = a * z * grad[0, src]
                 g1 = a * z * grad[1, src]
                 g2 = a * z * grad[2, src] + a * val[src]
             if bb > 0:
-                low = (l - 1) * (l - 1) + (l - 1) + m
                 new -= bb * r2 * val[low]
                 if with_grad:
                     g0 -= bb * (r2 * grad[0, low] + 2.0 * val[low] * x)
@@ -200,18 +207,14 @@ def padded_rows(c: int) -> int:
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _harmonics_of_pairs(ux, uy, uz, l_max, rec, val, grad, with_grad):
-    """``_harmonics`` for many unit vectors at once, the pairs innermost so that every step of the
-    recurrence is one vectorized loop: val (nlm, npair) and, with ``with_grad``, grad (3, nlm, npair)."""
+def _harmonics_of_pairs(ux, uy, uz, l_max, rec, val):
+    """``_harmonics`` (values only) of many vectors u = (ux, uy, uz) at once, val (nlm, npair): the
+    same recurrence with the pairs innermost, so that every step is one vectorized loop."""
     npair = ux.shape[0]
     r2 = np.empty(npair)
     for q in range(npair):
         r2[q] = ux[q] * ux[q] + uy[q] * uy[q] + uz[q] * uz[q]
         val[0, q] = 1.0
-    if with_grad:
-        for k in range(3):
-            for q in range(npair):
-                grad[k, 0, q] = 0.0
     for l in range(l_max):
         f = rec[l, 0, 0]
         keep = 0.0 if l == 0 else 1.0
@@ -221,36 +224,9 @@ def _harmonics_of_pairs(ux, uy, uz, l_max, rec, val, grad, with_grad):
             st, sb = val[top, q], val[bottom, q]
             val[hi, q] = f * (ux[q] * st - keep * uy[q] * sb)
             val[lo, q] = f * (uy[q] * st + keep * ux[q] * sb)
-        if with_grad:
-            for k in range(3):
-                for q in range(npair):
-                    grad[k, hi, q] = f * (ux[q] * grad[k, top, q] - keep * uy[q] * grad[k, bottom, q])
-                    grad[k, lo, q] = f * (uy[q] * grad[k, top, q] + keep * ux[q] * grad[k, bottom, q])
-            for q in range(npair):
-                st, sb = val[top, q], val[bottom, q]
-                grad[0, hi, q] += f * st
-                grad[1, hi, q] -= f * keep * sb
-                grad[1, lo, q] += f * st
-                grad[0, lo, q] += f * keep * sb
         a = 2.0 * l + 1.0
         for m in range(-l, l + 1):
-            bb = rec[l, m + l, 1]
-            inv_c = rec[l, m + l, 2]
-            src = l * l + l + m
-            dst = (l + 1) * (l + 1) + (l + 1) + m
-            low = (l - 1) * (l - 1) + (l - 1) + m if bb > 0 else 0
-            if with_grad:
-                for q in range(npair):
-                    g0 = a * uz[q] * grad[0, src, q]
-                    g1 = a * uz[q] * grad[1, src, q]
-                    g2 = a * uz[q] * grad[2, src, q] + a * val[src, q]
-                    if bb > 0:
-                        g0 -= bb * (r2[q] * grad[0, low, q] + 2.0 * val[low, q] * ux[q])
-                        g1 -= bb * (r2[q] * grad[1, low, q] + 2.0 * val[low, q] * uy[q])
-                        g2 -= bb * (r2[q] * grad[2, low, q] + 2.0 * val[low, q] * uz[q])
-                    grad[0, dst, q] = g0 * inv_c
-                    grad[1, dst, q] = g1 * inv_c
-                    grad[2, dst, q] = g2 * inv_c
+            bb, inv_c, src, dst, low = _step_up(l, m, rec)
             if bb > 0:
                 for q in range(npair):
                     val[dst, q] = (a * uz[q] * val[src, q] - bb * r2[q] * val[low, q]) * inv_c
@@ -364,7 +340,7 @@ def pair_terms(points, atom_coords, offsets, pair_atom, species, n_species, r_cu
     j2 = np.ascontiguousarray(by_order[:nr2].T)
     dj2 = np.ascontiguousarray(d_by_order[:nr2].T)
     by_lm = np.empty((nlm, npair))
-    _harmonics_of_pairs(ux, uy, uz, l_max, hrec, by_lm, np.empty((0, 0, 0)), False)
+    _harmonics_of_pairs(ux, uy, uz, l_max, hrec, by_lm)
     s = np.ascontiguousarray(by_lm.T)
     amp = np.zeros((nlm, padded_rows(c), kdim))
     local = np.empty((kdim, nlm))
