@@ -91,6 +91,27 @@ def core_gradient(mol, mo_energy, mo_coeff, mo_occ, dm: np.ndarray) -> np.ndarra
     return out + grad.grad_nuc(mol)
 
 
+#: Largest block of 3-centre derivative integrals (d mu nu|P) that the Coulomb force terms hold at
+#: once (bytes): the auxiliary shells are taken in blocks of at most this size. Uracil's 132 AOs need
+#: 0.4 MB per auxiliary function (one block); 36 atoms (396 AOs, ~1,800 of them) would need 6.8 GB
+#: in one piece.
+INT3C_DERIVATIVE_BLOCK_BYTES = 512 * 2**20
+
+
+def _aux_shell_blocks(ao_loc: np.ndarray, s0: int, s1: int, bytes_per_function: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of auxiliary shells in [s0, s1) holding at most INT3C_DERIVATIVE_BLOCK_BYTES
+    of integrals each (at least one shell per range)."""
+    per_block = max(1, INT3C_DERIVATIVE_BLOCK_BYTES // bytes_per_function)
+    blocks, start = [], s0
+    while start < s1:
+        end = start + 1
+        while end < s1 and ao_loc[end + 1] - ao_loc[start] <= per_block:
+            end += 1
+        blocks.append((start, end))
+        start = end
+    return blocks
+
+
 def coulomb_gradient(mol, fit, dm_out: np.ndarray, dm_sad: np.ndarray, fit_change: np.ndarray, scale: float,
                      rank: int = 0, size: int = 1) -> np.ndarray:
     """The analytic Coulomb terms (natm, 3):
@@ -103,23 +124,23 @@ def coulomb_gradient(mol, fit, dm_out: np.ndarray, dm_sad: np.ndarray, fit_chang
     ao_loc = auxmol.ao_loc_nr()
     s0, s1 = np.searchsorted(ao_loc, [naux * rank / size, naux * (rank + 1) / size])
     s0, s1 = int(s0), int(min(s1, auxmol.nbas))
-    q0, q1 = int(ao_loc[s0]), int(ao_loc[s1])
     per_aux = np.zeros((3, naux))
     per_ao = np.zeros((3, nao))
-    if q1 > q0:
-        shells = (0, mol.nbas, 0, mol.nbas, s0, s1)
+    packed = np.array([lib.pack_tril(2.0 * dm - np.diag(np.diag(dm))) for dm in (dm_out, dm_sad)])
+    for b0, b1 in _aux_shell_blocks(ao_loc, s0, s1, 3 * nao * nao * 8):
+        p0, p1 = int(ao_loc[b0]), int(ao_loc[b1])
+        shells = (0, mol.nbas, 0, mol.nbas, b0, b1)
         ip1 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip1", aosym="s1", comp=3, shls_slice=shells)  # (d mu nu|P)
         # both fits against the auxiliary index in one matrix product per component, in the layout libcint
         # writes (x, P, j, i contiguous), then each with its density matrix
-        native = ip1.transpose(0, 3, 2, 1).reshape(3, q1 - q0, nao * nao)  # a view, no copy
-        by_fit = (np.stack([d_in[q0:q1], scale * delta[q0:q1]]) @ native).reshape(3, 2, nao, nao)  # [x, fit, j, i]
+        native = ip1.transpose(0, 3, 2, 1).reshape(3, p1 - p0, nao * nao)  # a view, no copy
+        by_fit = (np.stack([d_in[p0:p1], scale * delta[p0:p1]]) @ native).reshape(3, 2, nao, nao)  # [x, fit, j, i]
         del ip1, native
-        per_ao = np.einsum("xdji,dij->xi", by_fit, np.array([dm_out, dm_sad]))
+        per_ao += np.einsum("xdji,dij->xi", by_fit, np.array([dm_out, dm_sad]))
         # (mu nu|d P) is symmetric in mu nu: the packed lower triangle (3, npair, naux), half the integrals
         ip2 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip2", aosym="s2ij", comp=3, shls_slice=shells)
-        packed = np.array([lib.pack_tril(2.0 * dm - np.diag(np.diag(dm))) for dm in (dm_out, dm_sad)])
         contracted = np.einsum("dp,xpP->dxP", packed, ip2)
-        per_aux[:, q0:q1] = contracted[0] * d_in[q0:q1] + contracted[1] * scale * delta[q0:q1]
+        per_aux[:, p0:p1] = contracted[0] * d_in[p0:p1] + contracted[1] * scale * delta[p0:p1]
         del ip2
     if rank == 0:
         metric_ip1 = auxmol.intor("int2c2e_ip1")  # (3, naux, naux): (d P|Q)
