@@ -92,10 +92,10 @@ def core_gradient(mol, mo_energy, mo_coeff, mo_occ, dm: np.ndarray) -> np.ndarra
 
 
 #: Largest block of 3-centre derivative integrals (d mu nu|P) that the Coulomb force terms hold at
-#: once (bytes): the auxiliary shells are taken in blocks of at most this size. Uracil's 132 AOs need
-#: 0.4 MB per auxiliary function (one block); 36 atoms (396 AOs, ~1,800 of them) would need 6.8 GB
-#: in one piece.
-INT3C_DERIVATIVE_BLOCK_BYTES = 512 * 2**20
+#: once (bytes): the auxiliary shells are taken in blocks of at most this size. Uracil (132 AOs, 436
+#: auxiliary functions) needs 182 MiB in all (one block); three uracils (396 AOs, 1,308 auxiliary
+#: functions) would need 4.6 GiB in one piece.
+INT3C_DERIVATIVE_BLOCK_BYTES = 512 * 2**20  # 512 MiB
 
 
 def _aux_shell_blocks(ao_loc: np.ndarray, s0: int, s1: int, bytes_per_function: int) -> list[tuple[int, int]]:
