@@ -111,13 +111,25 @@ class _ChunkGeometry:
 
 
 @dataclass
+class _SpeciesBlocks:
+    """What the compiled kernels need for points that see the species ``present`` (indices into the
+    model's species) within r_cut: the model's species renumbered among them (-1 for the others),
+    and per channel the coefficients of those species' blocks: stacked[l] (K_P, nch K_P) for the
+    contraction, one_body (nch, nP, n1), self_term (nch, nP, nr2, nr2). Made once per pass and group."""
+
+    local_species: np.ndarray
+    stacked: list
+    one_body: np.ndarray
+    self_term: np.ndarray
+
+
+@dataclass
 class _Chunk:
-    """A chunk of a pass's points: their indices; for the compiled kernels also the species with an
-    atom within r_cut of every one of them (indices into the model's species) and the pass's CSR
-    pair list (offsets, atoms: ``jl_kernels.pair_list``)."""
+    """A chunk of a pass's points: their indices; for the compiled kernels also the species blocks
+    of the species near them and the pass's CSR pair list (offsets, atoms: ``jl_kernels.pair_list``)."""
 
     points: np.ndarray
-    species: np.ndarray | None = None
+    blocks: _SpeciesBlocks | None = None
     pairs: tuple | None = None
 
 
@@ -309,7 +321,7 @@ class JLDescriptor:
             return chunk, self._chunk(points, chunk, spec, atom_coords, coefs, mixings[:, :, chunk.points],
                                       gradient, keep_pairs)
 
-        for chunk, (r, g, per_pair, p_idx, a_idx) in self._map(run, points, atom_coords, spec):
+        for chunk, (r, g, per_pair, p_idx, a_idx) in self._map(run, points, atom_coords, spec, coefs):
             rho[:, chunk.points] = r
             if gradient:
                 grad[:, chunk.points] = g
@@ -352,22 +364,34 @@ class JLDescriptor:
             return chunk, None, None, np.stack([np.bincount(a_idx, weights=g_pair[:, x], minlength=natm)
                                                 for x in range(3)], axis=1)
 
-        for chunk, p_idx, a_idx, part in self._map(run, points, atom_coords, spec):
+        for chunk, p_idx, a_idx, part in self._map(run, points, atom_coords, spec, channels):
             if point_weights is None:
                 out[chunk.points[p_idx], a_idx] = -part
             else:
                 out -= part
         return out
 
-    def _map(self, function, points: np.ndarray, atom_coords: np.ndarray, spec: np.ndarray) -> list:
+    def _map(self, function, points: np.ndarray, atom_coords: np.ndarray, spec: np.ndarray,
+             channels: list[ContractedCoefficients]) -> list:
         """``function`` over the chunks of ``points`` (``_Chunk``): threads for the compiled kernels
         (``threads``), a plain loop for the numpy reference (whose BLAS products are threaded
         themselves)."""
         if not self.compiled:
             return [function(_Chunk(np.arange(chunk.start, chunk.stop))) for chunk in self._chunks(len(points))]
-        return chunk_map(function, self._compiled_chunks(points, atom_coords, spec))
+        return chunk_map(function, self._compiled_chunks(points, atom_coords, spec, channels))
 
-    def _compiled_chunks(self, points: np.ndarray, atom_coords: np.ndarray, spec: np.ndarray) -> list[_Chunk]:
+    def _species_blocks(self, present: np.ndarray, channels: list[ContractedCoefficients]) -> _SpeciesBlocks:
+        """The coefficients of the species ``present`` for the compiled kernels (``_SpeciesBlocks``)."""
+        local_species = np.full(self.nsp, -1)
+        local_species[present] = np.arange(len(present))
+        columns = (present[:, None] * self.nr2 + np.arange(self.nr2)).ravel()
+        stacked = [np.concatenate([coefs.two_body[l][np.ix_(columns, columns)] for coefs in channels], axis=1)
+                   for l in range(self.hyper.l_max + 1)]
+        return _SpeciesBlocks(local_species, stacked, np.array([coefs.one_body[present] for coefs in channels]),
+                              np.array([coefs.self_term[present] for coefs in channels]))
+
+    def _compiled_chunks(self, points: np.ndarray, atom_coords: np.ndarray, spec: np.ndarray,
+                         channels: list[ContractedCoefficients]) -> list[_Chunk]:
         """The points grouped by the species within r_cut of them, in chunks of at most ``chunk_size``.
 
         A point's prediction only involves the species blocks of A (and of B = A C) of the species
@@ -387,10 +411,10 @@ class JLDescriptor:
             pattern = int(sorted_patterns[begin]) if end > begin else 0
             if pattern == 0:
                 continue
-            present = np.array([a for a in range(self.nsp) if pattern >> a & 1])
+            blocks = self._species_blocks(np.array([a for a in range(self.nsp) if pattern >> a & 1]), channels)
             for start in range(begin, end, self.chunk_size):
                 chunk_points = order[start:min(start + self.chunk_size, end)]
-                chunks.append(_Chunk(chunk_points, present, (offsets, pair_atom)))
+                chunks.append(_Chunk(chunk_points, blocks, (offsets, pair_atom)))
         return chunks
 
     def _chunk(self, points, chunk: _Chunk, spec, atom_coords, channels, mixings, want_grad: bool, want_atoms: bool,
@@ -409,29 +433,23 @@ class JLDescriptor:
 
     def _compiled_chunk(self, points, chunk: _Chunk, spec, atom_coords, channels, mixings, want_grad: bool,
                         want_atoms: bool, want_values: bool = True):
-        """``_chunk`` by the numba kernels, on the species blocks of the species present
-        (``chunk.species``): pair terms and species sums A_P, the contraction B_P = A_P C_PP (one
-        BLAS product per l for all channels), then values and per-pair derivatives."""
-        h, present = self.hyper, chunk.species
-        local_species = np.full(self.nsp, -1)
-        local_species[present] = np.arange(len(present))
+        """``_chunk`` by the numba kernels, on the species blocks of the species near the chunk's
+        points (``chunk.blocks``): pair terms and species sums A_P, the contraction B_P = A_P C_PP
+        (one BLAS product per l for all channels), then values and per-pair derivatives."""
+        h, blocks = self.hyper, chunk.blocks
         offsets, p_idx, a_idx = jl_kernels.gather_pairs(*chunk.pairs, chunk.points)
-        kdim = len(present) * self.nr2
+        species = blocks.local_species[spec]
         r, unit, j1, dj1, j2, dj2, s, amp = jl_kernels.pair_terms(
-            np.ascontiguousarray(points[chunk.points]), atom_coords, offsets, a_idx, local_species[spec], len(present),
+            np.ascontiguousarray(points[chunk.points]), atom_coords, offsets, a_idx, species, blocks.one_body.shape[1],
             h.r_cut, h.n1, self._rec1, h.r_min, self._p1_minus, h.n2, self._rec2, self._p2_minus, self._p2_plus,
             h.l_max, self._hrec)
-        nch = len(channels)
+        nch, kdim = len(channels), amp.shape[2]
         contracted = np.empty((self.nlm, amp.shape[1], nch, kdim))  # amp's padded rows
-        columns = (present[:, None] * self.nr2 + np.arange(self.nr2)).ravel()
         for l in range(h.l_max + 1):
             lm = slice(l * l, (l + 1) ** 2)
-            stacked = np.concatenate([coefs.two_body[l][np.ix_(columns, columns)] for coefs in channels], axis=1)
-            np.matmul(amp[lm].reshape(-1, kdim), stacked, out=contracted[lm].reshape(-1, nch * kdim))
-        one_body = np.array([coefs.one_body[present] for coefs in channels])
-        self_term = np.array([coefs.self_term[present] for coefs in channels])
+            np.matmul(amp[lm].reshape(-1, kdim), blocks.stacked[l], out=contracted[lm].reshape(-1, nch * kdim))
         values, grads, g_pair = jl_kernels.pair_outputs(
-            offsets, a_idx, local_species[spec], unit, r, j1, dj1, j2, dj2, s, amp, contracted, one_body, self_term,
+            offsets, a_idx, species, unit, r, j1, dj1, j2, dj2, s, amp, contracted, blocks.one_body, blocks.self_term,
             np.ascontiguousarray(mixings, dtype=float), h.l_max, self._hrec, want_values, want_grad, want_atoms)
         return values, (grads if want_grad else None), (g_pair if want_atoms else None), p_idx, a_idx
 
