@@ -102,3 +102,18 @@ def test_tailored_xc_gradient_equals_pyscf():
     theirs = _pyscf_xc_gradient(mol, "PBE", _grid_slice(grids, mol, coords, weights), mf.make_rdm1())
     assert np.abs(theirs).max() > 0.1
     np.testing.assert_allclose(ours, theirs, atol=1e-11)
+
+
+def test_small_rho_pruning_moves_no_result():
+    """The default step integrates over the points with |rho_SAD w| >= 1e-7 / n_grid (PySCF's
+    small_rho_cutoff): fewer points, and energy, forces and dipole those of the whole grid."""
+    from ipi_jlcdm.jl.model import JLCDModel
+
+    model = JLCDModel.load("water")
+    xyz = water_frames(1, seed=3)[0]
+    whole = OneShotEngine(model, model.level, small_rho_cutoff=0.0).compute(np.array([8, 1, 1]), xyz)
+    pruned = OneShotEngine(model, model.level).compute(np.array([8, 1, 1]), xyz)
+    assert pruned.info["n_grid"] < 0.95 * whole.info["n_grid"]
+    assert abs(pruned.energy - whole.energy) < 1e-8
+    assert np.abs(pruned.forces - whole.forces).max() < 1e-7
+    assert np.abs(pruned.dipole - whole.dipole).max() < 1e-8

@@ -51,6 +51,19 @@ def grid_points(grids) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(grids.coords[keep]), np.asarray(grids.weights[keep])
 
 
+#: Default of the one-shot engine's ``small_rho_cutoff`` (electrons): PySCF's criterion of the same
+#: name (``Grids.prune_by_density_``, the default of its RKS up to version 2.2), applied to rho_SAD.
+SMALL_RHO_CUTOFF = 1e-7
+
+
+def significant_points(rho: np.ndarray, weights: np.ndarray, n_grid: int, cutoff: float = SMALL_RHO_CUTOFF
+                       ) -> np.ndarray:
+    """Mask (npts,) of the points with |rho w| >= cutoff / n_grid: PySCF's ``prune_by_density_`` for a
+    grid of n_grid points in all (of which these, rho (npts,) e/bohr^3 and weights (npts,), may be one
+    MPI rank's share). The points left out carry less than ``cutoff`` electrons together."""
+    return np.abs(rho * weights) >= cutoff / n_grid
+
+
 def grid_blocks(npts: int, block: int = GRID_BLOCK) -> list[slice]:
     """Consecutive slices of at most ``block`` points covering npts points."""
     return [slice(start, min(start + block, npts)) for start in range(0, npts, block)]

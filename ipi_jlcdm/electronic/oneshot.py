@@ -47,6 +47,7 @@ from ipi_jlcdm.electronic.anderson import (
 )
 from ipi_jlcdm.electronic.aux_potential import AuxiliaryPotentials
 from ipi_jlcdm.electronic.density import (
+    SMALL_RHO_CUTOFF,
     add_density_response,
     density_from_phi,
     density_on_points,
@@ -55,6 +56,7 @@ from ipi_jlcdm.electronic.density import (
     per_atom,
     sad_density_matrix,
     sad_density_on_points,
+    significant_points,
 )
 from ipi_jlcdm.electronic.hf_forces import OneShotState, harris_foulkes_gradient, remove_net_force
 from ipi_jlcdm.electronic.level import LevelOfTheory, becke_grids
@@ -94,7 +96,8 @@ class OneShotEngine:
                  fallback_residual: float | None = None, fallback_conv_tol: float = 1e-9,
                  electronic_temperature_k: float = 0.0, forces: str = DEFAULT_FORCE_ROUTE, dipole: str = "anderson",
                  anderson_steps: int = DEFAULT_ANDERSON_STEPS,
-                 anderson_grid_level: int | None = DEFAULT_ANDERSON_GRID_LEVEL):
+                 anderson_grid_level: int | None = DEFAULT_ANDERSON_GRID_LEVEL,
+                 small_rho_cutoff: float = SMALL_RHO_CUTOFF):
         """``fallback_residual``: above this residual (integral |rho_out - rho_in| / N_e) the step
         is recomputed by SCF started from P_out and flagged (info['fallback'] = 1); None: never.
         ``electronic_temperature_k`` > 0: Fermi-Dirac occupations (energy = free energy).
@@ -104,7 +107,9 @@ class OneShotEngine:
         mixture after ``anderson_steps`` steps, and the Harris-Foulkes energy of that mixture as input
         density; not its exact derivative). info['energy_one_shot']: E_HF[rho_in] minus the offset.
         ``dipole``: 'anderson' (``anderson_steps`` Anderson steps in the Coulomb metric from the
-        one-shot step, one more Fock build each: ``anderson``) or 'one-shot' (P_out's)."""
+        one-shot step, one more Fock build each: ``anderson``) or 'one-shot' (P_out's).
+        ``small_rho_cutoff`` (electrons): the step integrates over the grid points with |rho_SAD w| >=
+        small_rho_cutoff / n_grid only (``density.significant_points``, PySCF's criterion); 0: all."""
         if forces not in FORCE_ROUTES:
             raise ValueError(f"unknown forces {forces!r}; choose from {FORCE_ROUTES}")
         if dipole not in DIPOLE_ROUTES:
@@ -116,6 +121,9 @@ class OneShotEngine:
         if anderson_grid_level is not None and not 0 <= anderson_grid_level <= 9:
             raise ValueError(f"anderson_grid_level must be a PySCF grid level 0-9, got {anderson_grid_level}")
         self.anderson_grid_level = anderson_grid_level
+        if small_rho_cutoff < 0:
+            raise ValueError(f"small_rho_cutoff must be >= 0, got {small_rho_cutoff}")
+        self.small_rho_cutoff = small_rho_cutoff
         self.forces = forces
         self.source = source
         self.level = level
@@ -135,6 +143,7 @@ class OneShotEngine:
         comm = self.comm
         grids = self.level.make_grids(mol)
         coords, weights = grid_points(grids)
+        n_grid = len(weights)
         r_cut = getattr(getattr(self.source, "hyper", None), "r_cut", 0.0)
         mine = partition_grid(coords, mol.atom_coords(), r_cut, comm.size)[comm.rank]
         coords, weights = coords[mine], weights[mine]
@@ -143,6 +152,9 @@ class OneShotEngine:
         timer.lap("grid")
 
         rho_sad = sad_density_on_points(mol, coords)
+        if self.small_rho_cutoff > 0:  # every grid pass of the step runs over the points kept here
+            kept = significant_points(rho_sad[0], weights, n_grid, self.small_rho_cutoff)
+            coords, weights, rho_sad = coords[kept], weights[kept], rho_sad[:, kept]
         timer.lap("rho_sad")
         consistent = self.compute_forces and self.forces == "harris-foulkes"
         envelope, model_pairs = None, None

@@ -420,11 +420,13 @@ def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp,
             sp = species[pair_atom[q]]
             base = sp * nr2
             for k in range(nch):
+                # proj = J2 Csum_s, accumulated by rows of Csum_s (vectorized; no per-n reductions)
                 for n in range(nr2):
-                    acc = 0.0
-                    for n_left in range(nr2):
-                        acc += j2[q, n_left] * self_term[k, sp, n_left, n]
-                    proj[n] = acc
+                    proj[n] = 0.0
+                for n_left in range(nr2):
+                    j_left = j2[q, n_left]
+                    for n in range(nr2):
+                        proj[n] += j_left * self_term[k, sp, n_left, n]
                 if want_values:
                     v = 0.0
                     for n in range(n1):
