@@ -66,3 +66,22 @@ def test_tabulated_sad_density_and_its_atom_derivatives_equal_the_ao_formulas():
     np.testing.assert_allclose(sad_atom_gradient(radial_tables(mol, dm), mol.atom_coords(), points[far],
                                                  potential[:, far]), per_atom(mol, want_far), rtol=0,
                                atol=1e-10 * np.abs(per_atom(mol, want_far)).max())
+
+
+def test_becke_grids_equal_pyscfs_sorted_grid():
+    """The engine's grid (sorted into boxes by one integer key) has PySCF's points, weights and order."""
+    from ipi_jlcdm.electronic.density import grid_points
+    from ipi_jlcdm.electronic.level import becke_grids, box_order
+
+    mol = gto.M(atom="O 0 0 0.1; H 0 0.75 -0.45; H 0 -0.8 -0.5; C 2.5 0.3 0.2; H 3.4 -0.4 0.9", basis="def2-svp",
+                verbose=0, spin=1)
+    reference = gen_grid.Grids(mol)
+    reference.level = 2
+    reference.build()
+    ours = becke_grids(mol, 2)
+    for got, want in zip(grid_points(ours), grid_points(reference), strict=True):
+        np.testing.assert_array_equal(got, want)
+    unsorted = gen_grid.Grids(mol)
+    unsorted.level = 2
+    unsorted.build(sort_grids=False)
+    np.testing.assert_array_equal(box_order(mol, unsorted.coords), gen_grid.arg_group_grids(mol, unsorted.coords))

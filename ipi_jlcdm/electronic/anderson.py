@@ -127,7 +127,7 @@ def anderson_steps(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np.
     diagonalization each). With ``orbitals`` the Fock matrix of the final mixture is built and
     diagonalized once more (the orbitals of the ``--forces anderson`` route).
     """
-    inputs, outputs = [fit.rhs], [np.einsum("ijP,ij->P", fit.int3c, dm_out)]
+    inputs, outputs = [fit.rhs], [fit.projection(dm_out)]
     dms, rhos = [dm_out], [rho_out]
     coefficients = np.array([1.0])
 
@@ -147,7 +147,7 @@ def anderson_steps(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np.
             older = sum(c * r for c, r in zip(coefficients[:-1], rhos, strict=True))
             xc, rho_newest = xc_terms(older, dms[-1], float(coefficients[-1]))
             rhos.append(rho_newest)
-        j_in = np.einsum("ijP,P->ij", fit.int3c, scipy.linalg.cho_solve(fit.metric_factor, rhs_in))
+        j_in = fit.coulomb_matrix(scipy.linalg.cho_solve(fit.metric_factor, rhs_in))
         fock = hcore + j_in + xc.v_matrix
         mo_energy, mo_coeff = comm.bcast(scipy.linalg.eigh(fock, overlap) if comm.rank == 0 else None)
         return rhs_in, xc, mo_energy, mo_coeff
@@ -156,7 +156,7 @@ def anderson_steps(mol, xc_terms: Callable, fit, hcore: np.ndarray, overlap: np.
         rhs_in, _, mo_energy, mo_coeff = diagonalize_mixture(step)
         dm_next = (mo_coeff * occupations(mo_energy)) @ mo_coeff.T
         inputs.append(rhs_in)
-        outputs.append(np.einsum("ijP,ij->P", fit.int3c, dm_next))
+        outputs.append(fit.projection(dm_next))
         dms.append(dm_next)
         residuals = [f - x for f, x in zip(outputs, inputs, strict=True)]
         if step == 0:  # two residuals: theta clipped to the interpolation between the two outputs

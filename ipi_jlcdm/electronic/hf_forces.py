@@ -165,7 +165,7 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
     lap = lap or (lambda name: None)
     fit = state.coulomb
     s, coords, weights, rho_in = state.scale, state.coords, state.weights, state.rho_in
-    b_out = np.einsum("ijP,ij->P", fit.int3c, state.dm_out)
+    b_out = fit.projection(state.dm_out)
     delta = scipy.linalg.cho_solve(fit.metric_factor, b_out) - fit.fit  # Dd = d_out - d_in
 
     ni = numint.NumInt()

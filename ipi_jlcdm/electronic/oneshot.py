@@ -328,6 +328,33 @@ class CoulombFit:
     active: np.ndarray
     rhs_gradient: np.ndarray | None = None
 
+    def projection(self, dm: np.ndarray) -> np.ndarray:
+        """(Q|rho[dm]) (naux,) of a density matrix (nao, nao) (``three_centre_projection``)."""
+        return three_centre_projection(self.int3c, dm)
+
+    def coulomb_matrix(self, coefficients: np.ndarray) -> np.ndarray:
+        """sum_Q (mu nu|Q) c_Q (nao, nao) of auxiliary coefficients c (naux,)."""
+        return three_centre_matrix(self.int3c, coefficients)
+
+
+def _three_centre_rows(int3c: np.ndarray) -> np.ndarray:
+    """(mu nu|Q) (nao, nao, naux) as (nao * nao, naux), row mu + nao nu: a view of libcint's
+    Fortran-ordered array (a copy of any other)."""
+    nao = int3c.shape[0]
+    return int3c.reshape(nao * nao, -1, order="F")
+
+
+def three_centre_projection(int3c: np.ndarray, dm: np.ndarray) -> np.ndarray:
+    """sum_{mu nu} (mu nu|Q) P_{mu nu} (naux,): one BLAS matrix-vector product (np.einsum over the
+    same array took 5x as long on uracil)."""
+    return dm.reshape(-1, order="F") @ _three_centre_rows(int3c)
+
+
+def three_centre_matrix(int3c: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """sum_Q (mu nu|Q) c_Q (nao, nao)."""
+    nao = int3c.shape[0]
+    return (_three_centre_rows(int3c) @ coefficients).reshape(nao, nao, order="F")
+
 
 def _coulomb_fit(mol: gto.Mole, auxbasis: str, dm_sad: np.ndarray, coords: np.ndarray, weights: np.ndarray,
                  drho: np.ndarray, scale: float, comm, grad_drho: np.ndarray | None = None) -> CoulombFit:
@@ -347,10 +374,10 @@ def _coulomb_fit(mol: gto.Mole, auxbasis: str, dm_sad: np.ndarray, coords: np.nd
     if grad_drho is not None:
         channels.extend((weights[active, None] * grad_drho[active]).T)
     sums = comm.allreduce_sum(potentials.rhs(coords[active], np.array(channels)))
-    rhs = scale * (np.einsum("ijP,ij->P", int3c, dm_sad) + sums[0])
+    rhs = scale * (three_centre_projection(int3c, dm_sad) + sums[0])
     rhs_gradient = sums[1:4].T.copy() if grad_drho is not None else None
     fit = scipy.linalg.cho_solve(metric_factor, rhs)
-    j_matrix = np.einsum("ijP,P->ij", int3c, fit)
+    j_matrix = three_centre_matrix(int3c, fit)
     return CoulombFit(auxmol, int3c, metric_factor, rhs, fit, j_matrix, 0.5 * float(fit @ rhs), potentials, active,
                       rhs_gradient)
 
