@@ -38,6 +38,23 @@ def test_threaded_density_equals_one_thread_and_keeps_order():
     assert chunk_map(lambda k: k * k, range(50), workers=2) == [k * k for k in range(50)]
 
 
+def test_serial_blas_holds_blas_to_one_thread_and_parallel_blas_restores_it():
+    from threadpoolctl import threadpool_info
+
+    from ipi_jlcdm.threads import parallel_blas, serial_blas, worker_count
+
+    def blas_threads():
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    before = blas_threads()
+    with serial_blas():
+        assert blas_threads() == {1}
+        with parallel_blas():
+            assert blas_threads() == {worker_count()}
+        assert blas_threads() == {1}
+    assert blas_threads() == before
+
+
 def test_tabulated_sad_density_and_its_atom_derivatives_equal_the_ao_formulas():
     """rho_SAD from the radial tables against rho[P_SAD] from AO values, and the atom derivatives of
     sum_g u . (rho_SAD, grad rho_SAD) against the AO response of ``add_density_response_reference``."""

@@ -66,6 +66,7 @@ from ipi_jlcdm.electronic.results import EngineResult
 from ipi_jlcdm.electronic.scf_engine import run_scf
 from ipi_jlcdm.jl import jl_kernels
 from ipi_jlcdm.parallel import partition_grid, world
+from ipi_jlcdm.threads import parallel_blas, serial_blas
 from ipi_jlcdm.units import BOLTZMANN_HARTREE_PER_K
 
 #: The force routes of docs/METHOD.md section 5: (a) orbital, (b) Harris-Foulkes, (c) after the Anderson steps.
@@ -135,6 +136,12 @@ class OneShotEngine:
         self.timings: dict[str, float] = {}
 
     def compute(self, atomic_numbers: np.ndarray, coords_bohr: np.ndarray, key: int = 0) -> EngineResult:
+        """The one-shot step (energy, forces, dipole, gap) at coordinates (natm, 3) bohr; BLAS on one
+        thread between the grid passes (``threads.serial_blas``)."""
+        with serial_blas():
+            return self._compute(atomic_numbers, coords_bohr)
+
+    def _compute(self, atomic_numbers: np.ndarray, coords_bohr: np.ndarray) -> EngineResult:
         check = getattr(self.source, "check_compatible", None)
         if check is not None:
             check(atomic_numbers)  # fail fast, naming unknown elements
@@ -282,8 +289,9 @@ class OneShotEngine:
     def _scf_fallback(self, mol, grids, dm_out, residual, scale, timer) -> EngineResult:
         """SCF + gradient started from the one-shot density matrix (every rank runs the same SCF)."""
         try:
-            result, mf = run_scf(self.level, mol, dm_out, self.fallback_conv_tol, grids=grids,
-                                 compute_forces=self.compute_forces)
+            with parallel_blas():
+                result, mf = run_scf(self.level, mol, dm_out, self.fallback_conv_tol, grids=grids,
+                                     compute_forces=self.compute_forces)
         except RuntimeError as err:
             raise RuntimeError(f"fallback SCF failed (one-shot residual {residual:.3f}): {err}") from err
         timer.lap("fallback_scf")
