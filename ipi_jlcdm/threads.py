@@ -63,12 +63,14 @@ def serial_blas() -> Iterator[None]:
     one uracil step a 132 x 132 generalized eigenproblem took up to 110 ms instead of 2 ms. Measured
     on 2 cores (uracil, default route): 5.77 s per step with BLAS on two threads between the passes,
     5.44 s on one; at 36 atoms 42.6 s both ways."""
-    with _controller().limit(limits=1, user_api="blas"):
+    worker_count()  # the user's thread count, read before the limit (it is read once per process)
+    # a fresh scan (~1 ms, once per step): the libraries loaded since ``_controller`` was made too
+    with ThreadpoolController().limit(limits=1, user_api="blas"):
         yield
 
 
 @contextmanager
 def parallel_blas() -> Iterator[None]:
     """BLAS on ``worker_count()`` threads again inside ``serial_blas`` (PySCF's own SCF)."""
-    with _controller().limit(limits=worker_count(), user_api="blas"):
+    with ThreadpoolController().limit(limits=worker_count(), user_api="blas"):
         yield
