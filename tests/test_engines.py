@@ -117,3 +117,32 @@ def test_small_rho_pruning_moves_no_result():
     assert abs(pruned.energy - whole.energy) < 1e-8
     assert np.abs(pruned.forces - whole.forces).max() < 1e-7
     assert np.abs(pruned.dipole - whole.dipole).max() < 1e-8
+
+
+def test_screened_ao_blocks_give_pyscfs_xc_matrix_and_gradient():
+    """Two waters 20 bohr apart: most grid blocks keep the AOs of one molecule only (their AO values
+    and density-matrix blocks compacted, ``map_screened_ao_blocks``); V_xc, E_xc and the XC gradient
+    equal PySCF's dense ones."""
+    from pyscf.dft import numint
+
+    from ipi_jlcdm.electronic.density import grid_points, map_screened_ao_blocks, sad_density_matrix
+    from ipi_jlcdm.electronic.oneshot import _grid_slice, _pyscf_xc_gradient, _xc_gradient, _xc_terms
+    from ipi_jlcdm.parallel import world
+
+    level = LevelOfTheory(grid_level=1)
+    xyz = np.concatenate([WATER, WATER + np.array([20.0, 0.0, 0.0])])
+    mol = level.make_mol(np.array([8, 1, 1, 8, 1, 1]), xyz)
+    grids = level.make_grids(mol)
+    coords, weights = grid_points(grids)
+    dm = sad_density_matrix(mol)
+    kept_counts = map_screened_ao_blocks(lambda sl, ao, kept: (len(kept), ao.shape[2]), mol, coords, 1)
+    assert sum(n < mol.nao for n, _ in kept_counts) > len(kept_counts) / 2
+    assert all(n == width for n, width in kept_counts)
+    rho = numint.NumInt().eval_rho(mol, numint.eval_ao(mol, coords, deriv=1), dm, xctype="GGA")
+    ours = _xc_terms(mol, "PBE", coords, weights, rho, world())[0]
+    _, e_xc, v_xc = numint.NumInt().nr_rks(mol, _grid_slice(grids, mol, coords, weights), "PBE", dm)
+    np.testing.assert_allclose(ours.v_matrix, v_xc, atol=1e-10)
+    assert abs(ours.e_xc - e_xc) < 1e-10
+    gradient, _ = _xc_gradient(mol, "PBE", coords, weights, dm)
+    np.testing.assert_allclose(gradient, _pyscf_xc_gradient(mol, "PBE", _grid_slice(grids, mol, coords, weights), dm),
+                               atol=1e-11)

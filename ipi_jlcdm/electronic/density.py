@@ -105,6 +105,34 @@ def map_ao_blocks(function: Callable[[slice, np.ndarray, np.ndarray], T], mol: g
     return chunk_map(run, grid_blocks(len(coords), block))
 
 
+#: Largest fraction of the AOs that ``map_screened_ao_blocks`` copies out of a block's AO values: above
+#: it the copy (10 components at deriv=2) costs more than the smaller products save (uracil, every
+#: block compacted: the force grid terms took 1.18 s instead of 0.92 s).
+COMPACT_FRACTION = 0.5
+
+
+def map_screened_ao_blocks(function: Callable[[slice, np.ndarray, np.ndarray], T], mol: gto.Mole, coords: np.ndarray,
+                           deriv: int, block: int = GRID_BLOCK) -> list[T]:
+    """``map_ao_blocks`` (deriv >= 1) with each block's AO values restricted to the AOs that it keeps: those of
+    the shells that PySCF's screening mask keeps at any of the block's points (``eval_ao`` sets the
+    others to exactly zero there). function(slice, AO values (comp, blk, n_kept) (points contiguous in
+    memory, as ``eval_ao`` lays them out), kept AO indices (n_kept,)); the block's nao x nao products
+    then run over the kept AOs alone, with the density matrices' kept rows and columns. The fraction
+    of those products left: 0.70 over uracil's grid, 0.14 over three uracils 7 angstrom apart. A block
+    that keeps more than COMPACT_FRACTION of the AOs gets them all (kept = all indices, no copy)."""
+    ao_shell = np.repeat(np.arange(mol.nbas), np.diff(mol.ao_loc_nr()))
+
+    def run(sl: slice) -> T:
+        mask = gen_grid.make_mask(mol, coords[sl])
+        kept = np.flatnonzero(mask.any(axis=0)[ao_shell])
+        ao = numint.eval_ao(mol, coords[sl], deriv=deriv, non0tab=mask)
+        if len(kept) > COMPACT_FRACTION * mol.nao:  # the copy would cost more than the products save
+            return function(sl, ao, np.arange(mol.nao))
+        return function(sl, np.ascontiguousarray(ao.transpose(0, 2, 1)[:, kept]).transpose(0, 2, 1), kept)
+
+    return chunk_map(run, grid_blocks(len(coords), block))
+
+
 def density_on_points(mol: gto.Mole, dm: np.ndarray, coords: np.ndarray, gradient: bool = True) -> np.ndarray:
     """rho (and grad rho) of a symmetric density matrix (nao, nao) at points (npts, 3) bohr:
     (4, npts) if gradient else (npts,), e/bohr^3 (and e/bohr^4)."""

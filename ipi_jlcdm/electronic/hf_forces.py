@@ -31,7 +31,13 @@ from pyscf import df, scf
 from pyscf.dft import numint
 from pyscf.grad import rhf as rhf_grad
 
-from ipi_jlcdm.electronic.density import add_density_responses, density_from_phi, grid_blocks, map_ao_blocks, per_atom
+from ipi_jlcdm.electronic.density import (
+    add_density_responses,
+    density_from_phi,
+    grid_blocks,
+    map_screened_ao_blocks,
+    per_atom,
+)
 from ipi_jlcdm.electronic.positivity import PositiveDensityMap
 from ipi_jlcdm.electronic.sad_radial import radial_tables, sad_atom_gradient
 from ipi_jlcdm.threads import chunk_map
@@ -179,11 +185,12 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
     on_sad = np.empty((4, npts))  # s u_xc (+ the envelope and positivity terms) against d rho_SAD / dR
     on_count = np.empty((4, npts))  # w (+ those terms) against d rho_SAD / dR (the normalization)
 
-    def block(sl, ao, mask):
-        """This block's part (3, nao) of v_xc[rho_in] against d rho_out / dR; fills rho_out, u_xc,
-        on_sad and on_count at the block's points."""
-        ao_t = ao.transpose(0, 2, 1)  # (10, nao, blk): eval_ao's own layout, points contiguous
-        phi_out = state.dm_out @ ao_t[0]  # P phi^T (nao, blk)
+    def block(sl, ao, kept):
+        """This block's part (3, n_kept) of v_xc[rho_in] against d rho_out / dR, on its kept AOs
+        (``map_screened_ao_blocks``); fills rho_out, u_xc, on_sad and on_count at the block's points."""
+        ao_t = ao.transpose(0, 2, 1)  # (10, n_kept, blk): eval_ao's own layout, points contiguous
+        dm_out = state.dm_out[np.ix_(kept, kept)]
+        phi_out = dm_out @ ao_t[0]  # P phi^T (n_kept, blk)
         out_block = density_from_phi(ao_t, phi_out)
         rho_out[:, sl] = out_block
         _, vxc, fxc = ni.eval_xc_eff(xc, rho_in[:, sl], deriv=2, xctype="GGA")[:3]
@@ -197,11 +204,13 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
         on_drho[0] += s * v_delta[sl] * w
         on_sad[:, sl] = sad_part + state.deformation_to_sad(on_drho, sl)
         on_count[:, sl] = count + state.deformation_to_sad(count, sl)
-        part = np.zeros((1, 3, mol.nao))
-        add_density_responses(part, ao, [state.dm_out], (vxc * w)[None], [phi_out])
-        return part[0]
+        part = np.zeros((1, 3, len(kept)))
+        add_density_responses(part, ao, [dm_out], (vxc * w)[None], [phi_out])
+        return kept, part[0]
 
-    per_ao_out = sum(map_ao_blocks(block, mol, coords, 2), np.zeros((3, mol.nao)))
+    per_ao_out = np.zeros((3, mol.nao))
+    for kept, part in map_screened_ao_blocks(block, mol, coords, 2):
+        per_ao_out[:, kept] += part
 
     # the normalization: dE/ds = K / s, ds/dR = -(s / Q) dQ/dR -> a constant -K/Q on the value channel
     k_sums = comm.allreduce_sum(np.array([np.einsum("xg,xg,g->", u_xc, rho_in, weights)]))

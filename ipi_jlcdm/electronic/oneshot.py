@@ -48,11 +48,11 @@ from ipi_jlcdm.electronic.anderson import (
 from ipi_jlcdm.electronic.aux_potential import AuxiliaryPotentials
 from ipi_jlcdm.electronic.density import (
     SMALL_RHO_CUTOFF,
-    add_density_response,
+    add_density_responses,
     density_from_phi,
     density_on_points,
     grid_points,
-    map_ao_blocks,
+    map_screened_ao_blocks,
     per_atom,
     sad_density_matrix,
     sad_density_on_points,
@@ -407,23 +407,25 @@ def _xc_terms(mol: gto.Mole, xc: str, coords: np.ndarray, weights: np.ndarray, r
     ni = numint.NumInt()
     extra = np.empty((4, len(coords))) if extra_dm is not None else None
 
-    def block(sl, ao, mask):
-        ao_t = ao.transpose(0, 2, 1)  # (4, nao, blk): eval_ao's own layout, points contiguous
+    def block(sl, ao, kept):
+        ao_t = ao.transpose(0, 2, 1)  # (4, n_kept, blk): eval_ao's own layout, points contiguous
         rho = 0.0 if rho_in is None else rho_in[:, sl]
         if extra is not None:
-            phi_dm = extra_dm @ ao_t[0]
+            phi_dm = extra_dm[np.ix_(kept, kept)] @ ao_t[0]
             extra[:, sl] = density_from_phi(ao_t, phi_dm)
             rho = rho + extra_weight * extra[:, sl]
         exc, vxc = ni.eval_xc_eff(xc, rho, deriv=1, xctype="GGA")[:2]
         w = weights[sl]
         wv = vxc * w
         wv[0] *= 0.5
-        scaled = jl_kernels.scaled_ao(ao_t, np.ascontiguousarray(wv[None]))[0]  # (nao, blk)
-        return ao_t[0] @ scaled.T, float(w @ (rho[0] * exc)), float(np.einsum("xg,xg,g->", vxc, rho, w))
+        scaled = jl_kernels.scaled_ao(ao_t, np.ascontiguousarray(wv[None]))[0]  # (n_kept, blk)
+        return kept, ao_t[0] @ scaled.T, float(w @ (rho[0] * exc)), float(np.einsum("xg,xg,g->", vxc, rho, w))
 
-    parts = map_ao_blocks(block, mol, coords, 1)
-    v_matrix = sum((p[0] for p in parts), np.zeros((mol.nao, mol.nao)))
-    e_xc, v_rho = sum(p[1] for p in parts), sum(p[2] for p in parts)
+    parts = map_screened_ao_blocks(block, mol, coords, 1)
+    v_matrix = np.zeros((mol.nao, mol.nao))
+    for kept, part, _, _ in parts:
+        v_matrix[np.ix_(kept, kept)] += part
+    e_xc, v_rho = sum(p[2] for p in parts), sum(p[3] for p in parts)
     sums = comm.allreduce_sum(np.concatenate([v_matrix.ravel(), [e_xc, v_rho]]))
     v_matrix = sums[:-2].reshape(mol.nao, mol.nao)
     return _XCTerms(v_matrix + v_matrix.T, float(sums[-2]), float(sums[-1])), extra
@@ -453,15 +455,20 @@ def _xc_gradient(mol, xc: str, coords: np.ndarray, weights: np.ndarray, dm: np.n
     ni = numint.NumInt()
     density = np.empty((4, len(coords)))
 
-    def block(sl, ao, mask):
-        rho = numint.eval_rho(mol, ao[:4], dm, mask, "GGA", hermi=1)
+    def block(sl, ao, kept):
+        dm_kept = dm[np.ix_(kept, kept)]
+        ao_t = ao.transpose(0, 2, 1)  # (10, n_kept, blk), points contiguous
+        phi = dm_kept @ ao_t[0]
+        rho = density_from_phi(ao_t, phi)
         density[:, sl] = rho
         wv = ni.eval_xc_eff(xc, rho, deriv=1, xctype="GGA")[1] * weights[sl]
-        part = np.zeros((3, mol.nao))
-        add_density_response(part, ao, dm, wv)
-        return part
+        part = np.zeros((1, 3, len(kept)))
+        add_density_responses(part, ao, [dm_kept], wv[None], [phi])
+        return kept, part[0]
 
-    per_ao = sum(map_ao_blocks(block, mol, coords, 2), np.zeros((3, mol.nao)))
+    per_ao = np.zeros((3, mol.nao))
+    for kept, part in map_screened_ao_blocks(block, mol, coords, 2):
+        per_ao[:, kept] += part
     return per_atom(mol, per_ao), density
 
 
