@@ -51,8 +51,8 @@ def grid_points(grids) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(grids.coords[keep]), np.asarray(grids.weights[keep])
 
 
-#: Default of the one-shot engine's ``small_rho_cutoff`` (electrons): PySCF's criterion of the same
-#: name (``Grids.prune_by_density_``, the default of its RKS up to version 2.2), applied to rho_SAD.
+#: Default of the one-shot engine's ``small_rho_cutoff`` (electrons): the criterion of PySCF's
+#: ``RKS.small_rho_cutoff`` (``Grids.prune_by_density_``), applied to rho_SAD.
 SMALL_RHO_CUTOFF = 1e-7
 
 

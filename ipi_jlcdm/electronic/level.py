@@ -88,9 +88,9 @@ def becke_grids(mol: gto.Mole, grid_level: int) -> dft.gen_grid.Grids:
     ``box_order`` (uracil: 0.15 -> 0.01 s)."""
     grids = dft.gen_grid.Grids(mol)
     grids.level = grid_level
-    grids.alignment = 0  # PySCF pads the sorted points to a multiple of this; the padding is sorted last
+    grids.alignment = 0  # no zero-weight padding (PySCF pads to a multiple of this after sorting)
     grids.build(sort_grids=False)
-    grids._select_grids(box_order(mol, grids.coords))
+    grids._select_grids(box_order(mol, grids.coords))  # PySCF's own reordering (coords, weights, atoms)
     grids.non0tab = grids.screen_index = grids.make_mask(mol, grids.coords)
     return grids
 
