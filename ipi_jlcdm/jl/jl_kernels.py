@@ -43,21 +43,6 @@ def jacobi_recurrence(n_max: int, a: float, b: float) -> np.ndarray:
     return out
 
 
-@njit(cache=True, inline="always", fastmath=True)
-def _jacobi(x: float, n_max: int, rec: np.ndarray, p: np.ndarray, dp: np.ndarray) -> None:
-    """P_n(x) and dP_n/dx for n = 0..n_max into p, dp from the recurrence coefficients ``rec``
-    (``jacobi_recurrence``) and the recurrence's own derivative."""
-    p[0] = 1.0
-    dp[0] = 0.0
-    if n_max >= 1:
-        p[1] = rec[0, 0] * x + rec[0, 1]
-        dp[1] = rec[0, 0]
-    for n in range(1, n_max):
-        lin = rec[n, 0] * x + rec[n, 1]
-        p[n + 1] = lin * p[n] - rec[n, 2] * p[n - 1]
-        dp[n + 1] = lin * dp[n] + rec[n, 0] * p[n] - rec[n, 2] * dp[n - 1]
-
-
 def harmonic_recurrence(l_max: int) -> np.ndarray:
     """Constants (max(l_max, 1), 2 l_max + 1, 3) of the solid-harmonic recurrence from l to l + 1 in
     ``_harmonics``: per (l, m + l) the sectoral factor f_l (stored at every m), sqrt((l+m)(l-m)) and
@@ -237,10 +222,11 @@ def _harmonics_of_pairs(ux, uy, uz, l_max, rec, val):
 
 @njit(cache=True, inline="always", fastmath=True)
 def _radial_of_pairs(x, dxdr, inside, n_max, first, rec, p_minus, p_plus, out, dout):
-    """Radial functions of many pairs at once from the Jacobi recurrence (``_jacobi``), the pairs
-    innermost: out[n, q] = (P_(n+first)(x_q) - P_(n+first)(-1) [- (1 + x_q)/2 (P(1) - P(-1))]) * inside_q
-    and dout = d out / dr (dx/dr = dxdr), n = 0..n_max - first; with ``p_plus`` None the bracketed
-    term (the two-body functions' end correction) is left out. Uses P_0..P_n_max."""
+    """Radial functions of many pairs at once from the Jacobi recurrence (``jacobi_recurrence``) and
+    its own derivative, the pairs innermost:
+    out[n, q] = (P_(n+first)(x_q) - P_(n+first)(-1) [- (1 + x_q)/2 (P(1) - P(-1))]) * inside_q and
+    dout = d out / dr (dx/dr = dxdr), n = 0..n_max - first; with ``p_plus`` None the bracketed term
+    (the two-body functions' end correction) is left out. Uses P_0..P_n_max."""
     npair = x.shape[0]
     p_prev = np.ones(npair)
     dp_prev = np.zeros(npair)
