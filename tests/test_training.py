@@ -180,6 +180,24 @@ def test_solve_ridge_keeps_small_features_and_drops_vanishing_ones():
     np.testing.assert_allclose(beta[:3], beta_true[:3], rtol=1e-6)
 
 
+def test_normal_equations_equal_the_weighted_products_of_the_samples():
+    """The rank-k updates of the upper triangle, pooled over two batches, equal X^T W X, X^T W y and
+    y^T W y formed directly (numpy), and the error of a coefficient vector its weighted residual."""
+    from ipi_jlcdm.training.fit import NormalEquations
+
+    rng = np.random.default_rng(5)
+    x, y, w = rng.normal(size=(300, 7)), rng.normal(size=300), rng.uniform(0.1, 2.0, size=300)
+    first, second = NormalEquations.zeros(7), NormalEquations.zeros(7)
+    first.add(x[:120], y[:120], w[:120])
+    second.add(x[120:], y[120:], w[120:])
+    first += second
+    np.testing.assert_allclose(first.gram, (x * w[:, None]).T @ x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(first.rhs, (x * w[:, None]).T @ y, rtol=1e-12)
+    beta = rng.normal(size=7)
+    np.testing.assert_allclose(first.error(beta), w @ (x @ beta - y) ** 2, rtol=1e-10)
+    assert first.n_samples == 300
+
+
 def test_rho_sad_weights_aim_the_fit_at_the_integrated_absolute_error(water_data):
     """Weighting the squared residuals by (rho_SAD + 1e-6)^-0.4 (the measured scaling of the error
     size) lowers the error the model is judged by, integral |rho_in - rho_SCF| / N_e, on held-out

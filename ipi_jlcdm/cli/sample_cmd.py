@@ -15,6 +15,7 @@ from ipi_jlcdm.training.sampling import (
     DEFAULT_GTOL,
     DEFAULT_STRETCH_RATIOS,
     NormalModes,
+    curvilinear_samples,
     harmonic_samples,
     log,
     normal_modes,
@@ -31,19 +32,24 @@ DEFAULT_COUNT = 32
 
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="training geometries for a molecule: optimize, normal modes, thermal samples",
-                       description="Optimize the structure at the model's level of theory (PySCF, BFGS on SCF "
-                       "gradients), compute PySCF's analytic Hessian there, and draw geometries from the classical "
-                       "harmonic Boltzmann distribution of the normal modes at each --temperatures-k (each mode "
-                       "carries kT/2 of potential energy on average), plus X-H bonds stretched to fixed ratios of "
-                       "their length, and with --aimd-steps frames of a short SCF-engine AIMD run. The minimum and the "
-                       "modes are saved next to OUTPUT (OUTPUT.minimum.xyz, OUTPUT.modes.npz) and reused by a rerun. "
-                       "Next step: 'ipi-jlcdm dataset OUTPUT -o DATA.npz'.")
+                       description=
+                       "Optimize the structure at the model's level of theory (PySCF, BFGS on SCF gradients), "
+                       "compute PySCF's analytic Hessian there, and draw geometries from the classical harmonic "
+                       "Boltzmann distribution of the normal modes at each --temperatures-k (each mode carries "
+                       "kT/2 of potential energy on average; the displacements applied in internal coordinates, "
+                       "so that torsions rotate instead of stretching bonds), plus X-H bonds stretched to fixed "
+                       "ratios of their length, and with --aimd-steps frames of a short SCF-engine AIMD run. The "
+                       "minimum and the modes are saved next to OUTPUT (OUTPUT.minimum.xyz, OUTPUT.modes.npz) "
+                       "and reused by a rerun. Next step: 'ipi-jlcdm dataset OUTPUT -o DATA.npz'.")
     p.add_argument("structure", help="XYZ file of the molecule (angstrom; the first frame is used)")
     p.add_argument("-o", "--output", required=True, help="XYZ file of the sampled geometries (angstrom)")
     p.add_argument("--temperatures-k", type=float, nargs="+", default=[100.0, 300.0, 500.0],
                    help="temperatures of the thermal samples, kelvin (default 100 300 500)")
     p.add_argument("--count", type=int, default=DEFAULT_COUNT,
                    help=f"thermal samples per temperature (default {DEFAULT_COUNT})")
+    p.add_argument("--displacements", choices=("curvilinear", "rectilinear"), default="curvilinear",
+                   help="apply the normal-mode displacements in internal coordinates (bonds, angles, dihedrals; "
+                   "default) or as straight Cartesian lines (which stretch bonds along torsions)")
     p.add_argument("--stretch-ratios", type=float, nargs="*", default=list(DEFAULT_STRETCH_RATIOS),
                    help="X-H bond lengths as ratios of the equilibrium length (default 0.9 1.15 1.25; none: skip)")
     p.add_argument("--stretched-thermal-frames", type=int, default=4,
@@ -99,6 +105,11 @@ def run(args: argparse.Namespace) -> int:
     thermal = []
     for temperature in args.temperatures_k:
         samples = harmonic_samples(minimum, modes, temperature, args.count, rng)
+        if args.displacements == "curvilinear":
+            samples, kept = curvilinear_samples(z, minimum, samples)
+            if kept:
+                log(f"{kept} of {len(samples)} samples at {temperature:g} K keep their rectilinear displacement "
+                    "(internal-coordinate back-transformation did not converge)")
         thermal.extend((coords, f"harmonic sample {n} at {temperature:g} K") for n, coords in enumerate(samples))
     stretched = []
     if args.stretch_ratios:

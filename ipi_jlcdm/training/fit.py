@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import scipy.linalg.blas
 
 from ipi_jlcdm.electronic.density import density_on_points, grid_points, sad_density_on_points
 from ipi_jlcdm.electronic.positivity import PositiveDensityMap
@@ -67,27 +68,38 @@ def sample_points(grid: FrameGrid, n_points: int, rng: np.random.Generator) -> t
 
 @dataclass
 class NormalEquations:
-    """Accumulated weighted least-squares sums: gram = X^T W X, rhs = X^T W y, yy = y^T W y."""
+    """Accumulated weighted least-squares sums: gram = X^T W X, rhs = X^T W y, yy = y^T W y.
 
-    gram: np.ndarray
+    X^T W X is accumulated in its upper triangle by BLAS's symmetric rank-k update (half the work of
+    a general matrix product); ``gram`` returns the whole matrix."""
+
+    upper: np.ndarray  # (n, n) Fortran order: X^T W X in the upper triangle
     rhs: np.ndarray
     yy: float = 0.0
     n_samples: int = 0
 
     @classmethod
     def zeros(cls, n: int) -> NormalEquations:
-        return cls(np.zeros((n, n)), np.zeros(n))
+        return cls(np.zeros((n, n), order="F"), np.zeros(n))
+
+    @property
+    def gram(self) -> np.ndarray:
+        """X^T W X (n, n), symmetric."""
+        return np.triu(self.upper) + np.triu(self.upper, 1).T
 
     def add(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
-        xw = x * w[:, None]
-        self.gram += xw.T @ x
-        self.rhs += xw.T @ y
+        """Add samples: features x (nsample, n), targets y (nsample,), weights w (nsample,) >= 0."""
+        if np.any(w < 0):
+            raise ValueError("least-squares weights must be non-negative")
+        xs = np.asarray(x * np.sqrt(w)[:, None], order="C")  # xs.T is Fortran-ordered: no copy for BLAS
+        self.upper = scipy.linalg.blas.dsyrk(1.0, xs.T, beta=1.0, c=self.upper, trans=0, lower=0, overwrite_c=1)
+        self.rhs += (x * w[:, None]).T @ y
         self.yy += float(w @ (y * y))
         self.n_samples += len(y)
 
     def __iadd__(self, other: NormalEquations) -> NormalEquations:
         """Pool the sums of another set of samples (e.g. of another frame)."""
-        self.gram += other.gram
+        self.upper += other.upper
         self.rhs += other.rhs
         self.yy += other.yy
         self.n_samples += other.n_samples
@@ -95,7 +107,8 @@ class NormalEquations:
 
     def error(self, beta: np.ndarray) -> float:
         """Weighted squared error sum_s w_s (x_s.beta - y_s)^2."""
-        return float(beta @ self.gram @ beta - 2.0 * beta @ self.rhs + self.yy)
+        gram_beta = scipy.linalg.blas.dsymv(1.0, self.upper, beta, lower=0)
+        return float(beta @ gram_beta - 2.0 * beta @ self.rhs + self.yy)
 
 
 @dataclass
@@ -110,7 +123,7 @@ def solve_ridge(train: NormalEquations, validation: NormalEquations | None, ridg
                 ) -> tuple[np.ndarray, float, dict]:
     """Coefficients minimizing the training error + ridge |D beta|^2 (D = column norms), the ridge
     picked by the validation error; returns (beta, ridge, {ridge: validation rms of drho})."""
-    scale = np.sqrt(np.maximum(np.diag(train.gram), 0.0))
+    scale = np.sqrt(np.maximum(np.diag(train.upper), 0.0))
     # Features that vanish on the training data (e.g. the same-species pair of an element with a
     # single atom) carry no information: their coefficients stay zero instead of fitting noise.
     # They are exactly zero; real features span many decades (water: from 2e-9 of the largest

@@ -9,7 +9,9 @@ The recipe's first step (``ipi-jlcdm sample``):
 3. Thermal geometries: normal coordinates drawn from the classical harmonic Boltzmann distribution,
    q_k ~ N(0, kT / omega_k^2) (``harmonic_samples``): each mode then carries kT/2 of potential
    energy on average, as in classical MD at temperature T (i-PI's nuclei are classical). Several
-   temperatures cover the bonding region the MD explores and beyond it.
+   temperatures cover the bonding region the MD explores and beyond it. The displacements are
+   applied in internal coordinates (``curvilinear_samples``), so that torsions rotate instead of
+   stretching bonds (``internal_coordinates``).
 4. Stretched X-H bonds (``stretched_bond_samples``): each H moved along its bond to the nearest atom
    to fixed ratios of the equilibrium length, at the minimum and on some thermal frames. Thermal
    samples alone leave the model blind where MD occasionally goes (long X-H bonds), and a linear
@@ -35,6 +37,7 @@ from ipi_jlcdm.electronic.level import LevelOfTheory
 from ipi_jlcdm.electronic.scf_engine import SCFEngine
 from ipi_jlcdm.files import save_npz_atomically
 from ipi_jlcdm.geometry_io import format_xyz_frame
+from ipi_jlcdm.training.internal_coordinates import InternalCoordinates, curvilinear_displacement
 
 #: Ratios of the equilibrium X-H length for the stretched-bond samples (at the minimum; the thermal
 #: frames get the two longest).
@@ -130,6 +133,21 @@ def harmonic_samples(coords_bohr: np.ndarray, modes: NormalModes, temperature_k:
     kt = nist.BOLTZMANN * temperature_k / nist.HARTREE2J
     q = rng.normal(size=(count, len(freq))) * np.sqrt(kt) / angular_frequencies_au(freq)
     return coords_bohr[None] + np.einsum("nk,kax->nax", q, modes.modes)
+
+
+def curvilinear_samples(atomic_numbers: np.ndarray, coords_bohr: np.ndarray, samples_bohr: np.ndarray
+                        ) -> tuple[np.ndarray, int]:
+    """Each sample (count, natm, 3) bohr of ``harmonic_samples`` with its displacement from the minimum
+    ``coords_bohr`` applied in internal coordinates (``internal_coordinates.curvilinear_displacement``);
+    returns the geometries and how many kept their rectilinear displacement (back-transformation not
+    converged)."""
+    internals = InternalCoordinates.for_molecule(atomic_numbers, coords_bohr)
+    out, kept = [], 0
+    for sample in samples_bohr:
+        moved = curvilinear_displacement(coords_bohr, sample - coords_bohr, internals)
+        kept += moved is None
+        out.append(sample if moved is None else moved)
+    return np.array(out).reshape(np.shape(samples_bohr)), kept
 
 
 def harmonic_energy(displacement_bohr: np.ndarray, hessian: np.ndarray) -> np.ndarray:
