@@ -79,3 +79,25 @@ def test_small_displacements_are_the_rectilinear_ones_to_first_order():
         linear = internals.wilson_b(coords) @ displacement.ravel()
         errors.append(np.abs(q_change - linear).max())
     assert errors[1] < errors[0] / 50  # second order: 100x smaller for a 10x smaller step
+
+
+def test_linear_planar_and_two_fragment_molecules_converge_and_keep_their_bond_targets():
+    """HCN (its bend seen by no coordinate), formaldehyde (its out-of-plane wag neither) and a water
+    dimer (fragments joined by their closest pair): the back-transformation converges, and each bond
+    length is its linearized target (bonds are independent of each other)."""
+    molecules = {
+        "HCN": ([1, 6, 7], [[0, 0, -1.066], [0, 0, 0], [0, 0, 1.156]]),
+        "CH2O": ([6, 8, 1, 1], [[0, 0, 0], [0, 0, 1.21], [0, 0.94, -0.59], [0, -0.94, -0.59]]),
+        "(H2O)2": ([8, 1, 1, 8, 1, 1], [[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0], [2.9, 0, 0], [3.2, 0.5, 0.7],
+                                         [3.2, 0.5, -0.7]]),
+    }
+    rng = np.random.default_rng(0)
+    for name, (z, angstrom) in molecules.items():
+        coords = np.array(angstrom) * BOHR_PER_ANGSTROM
+        internals = InternalCoordinates.for_molecule(np.array(z), coords)
+        displacement = 0.1 * rng.normal(size=coords.shape)
+        moved = curvilinear_displacement(coords, displacement, internals)
+        assert moved is not None, name
+        nb = len(internals.bonds)
+        target = internals.values(coords)[:nb] + (internals.wilson_b(coords) @ displacement.ravel())[:nb]
+        assert np.abs(internals.values(moved)[:nb] - target).max() < 1e-6, name
