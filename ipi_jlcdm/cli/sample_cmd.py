@@ -24,9 +24,9 @@ from ipi_jlcdm.training.sampling import (
     xyz_text,
 )
 
-#: Thermal samples per temperature. Measured on ethanol (9 atoms, held-out harmonic samples, 4 per
-#: temperature): 16 per temperature gave density errors 0.389 % (300 K) and 0.603 % (500 K), 32 gave
-#: 0.367 % and 0.559 %, for 7 more minutes of SCF references.
+#: Thermal samples per temperature. Measured on ethanol (9 atoms; straight-line samples, 4 held-out
+#: frames per temperature): 16 per temperature gave density errors 0.389 % (300 K) and 0.603 % (500 K),
+#: 32 gave 0.367 % and 0.559 %, for 7 more minutes of SCF references.
 DEFAULT_COUNT = 32
 
 
