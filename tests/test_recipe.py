@@ -28,7 +28,7 @@ def recipe(tmp_path_factory):
 
 def test_sample_writes_thermal_and_stretched_geometries_around_the_minimum(recipe):
     frames = read_frames(recipe / "geoms.xyz")
-    assert len(frames) == 2 * 5 + 2 * 3 + 1 * 2  # thermal, stretched at the minimum, stretched thermal frames
+    assert len(frames) == 2 * 5 + 2 * 5 + 1 * 2  # thermal, stretched at the minimum, stretched thermal frames
     minimum = read_frames(recipe / "geoms.xyz.minimum.xyz")[0].coords_bohr
     with np.load(recipe / "geoms.xyz.modes.npz") as data:
         frequencies = data["frequencies_cm1"]

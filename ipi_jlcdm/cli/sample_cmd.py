@@ -51,7 +51,8 @@ def add_parser(sub, name: str) -> None:
                    help="apply the normal-mode displacements in internal coordinates (bonds, angles, dihedrals; "
                    "default) or as straight Cartesian lines (which stretch bonds along torsions)")
     p.add_argument("--stretch-ratios", type=float, nargs="*", default=list(DEFAULT_STRETCH_RATIOS),
-                   help="X-H bond lengths as ratios of the equilibrium length (default 0.9 1.15 1.25; none: skip)")
+                   help="X-H bond lengths as ratios of the equilibrium length (default "
+                   f"{' '.join(f'{r:g}' for r in DEFAULT_STRETCH_RATIOS)}; none: skip)")
     p.add_argument("--stretched-thermal-frames", type=int, default=4,
                    help="thermal frames that also get one stretched X-H bond (default 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
