@@ -84,8 +84,10 @@ class NormalEquations:
 
     @property
     def gram(self) -> np.ndarray:
-        """X^T W X (n, n), symmetric."""
-        return np.triu(self.upper) + np.triu(self.upper, 1).T
+        """X^T W X (n, n), symmetric (a new array)."""
+        full = np.triu(self.upper)
+        full += np.triu(self.upper, 1).T
+        return full
 
     def add(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
         """Add samples: features x (nsample, n), targets y (nsample,), weights w (nsample,) >= 0."""
