@@ -133,6 +133,12 @@ def map_screened_ao_blocks(function: Callable[[slice, np.ndarray, np.ndarray], T
     return chunk_map(run, grid_blocks(len(coords), block))
 
 
+def kept_block(matrix: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The rows and columns ``kept`` (n_kept,) of an (nao, nao) matrix for a block of
+    ``map_screened_ao_blocks``: the matrix itself (no copy) when the block keeps every AO."""
+    return matrix if len(kept) == matrix.shape[0] else matrix[np.ix_(kept, kept)]
+
+
 def density_on_points(mol: gto.Mole, dm: np.ndarray, coords: np.ndarray, gradient: bool = True) -> np.ndarray:
     """rho (and grad rho) of a symmetric density matrix (nao, nao) at points (npts, 3) bohr:
     (4, npts) if gradient else (npts,), e/bohr^3 (and e/bohr^4)."""

@@ -35,6 +35,7 @@ from ipi_jlcdm.electronic.density import (
     add_density_responses,
     density_from_phi,
     grid_blocks,
+    kept_block,
     map_screened_ao_blocks,
     per_atom,
 )
@@ -189,7 +190,7 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
         """This block's part (3, n_kept) of v_xc[rho_in] against d rho_out / dR, on its kept AOs
         (``map_screened_ao_blocks``); fills rho_out, u_xc, on_sad and on_count at the block's points."""
         ao_t = ao.transpose(0, 2, 1)  # (10, n_kept, blk): eval_ao's own layout, points contiguous
-        dm_out = state.dm_out[np.ix_(kept, kept)]
+        dm_out = kept_block(state.dm_out, kept)
         phi_out = dm_out @ ao_t[0]  # P phi^T (n_kept, blk)
         out_block = density_from_phi(ao_t, phi_out)
         rho_out[:, sl] = out_block

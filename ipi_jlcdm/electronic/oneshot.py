@@ -52,6 +52,7 @@ from ipi_jlcdm.electronic.density import (
     density_from_phi,
     density_on_points,
     grid_points,
+    kept_block,
     map_screened_ao_blocks,
     per_atom,
     sad_density_matrix,
@@ -411,7 +412,7 @@ def _xc_terms(mol: gto.Mole, xc: str, coords: np.ndarray, weights: np.ndarray, r
         ao_t = ao.transpose(0, 2, 1)  # (4, n_kept, blk): eval_ao's own layout, points contiguous
         rho = 0.0 if rho_in is None else rho_in[:, sl]
         if extra is not None:
-            phi_dm = extra_dm[np.ix_(kept, kept)] @ ao_t[0]
+            phi_dm = kept_block(extra_dm, kept) @ ao_t[0]
             extra[:, sl] = density_from_phi(ao_t, phi_dm)
             rho = rho + extra_weight * extra[:, sl]
         exc, vxc = ni.eval_xc_eff(xc, rho, deriv=1, xctype="GGA")[:2]
@@ -456,7 +457,7 @@ def _xc_gradient(mol, xc: str, coords: np.ndarray, weights: np.ndarray, dm: np.n
     density = np.empty((4, len(coords)))
 
     def block(sl, ao, kept):
-        dm_kept = dm[np.ix_(kept, kept)]
+        dm_kept = kept_block(dm, kept)
         ao_t = ao.transpose(0, 2, 1)  # (10, n_kept, blk), points contiguous
         phi = dm_kept @ ao_t[0]
         rho = density_from_phi(ao_t, phi)
