@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from ipi_jlcdm.electronic.engines import DEFAULT_FALLBACK_RESIDUAL, make_engine
+from ipi_jlcdm.electronic.engines import AUTO_FALLBACK, make_engine
 from ipi_jlcdm.units import ANGSTROM_PER_BOHR, BOHR_PER_ANGSTROM, EV_PER_ANGSTROM_PER_HARTREE_PER_BOHR, EV_PER_HARTREE
 
 
@@ -31,7 +31,7 @@ class JLCDMCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "dipole"]
     default_parameters = {"model": None, "engine": "jlcdm", "grid_level": None,
-                          "fallback_residual": DEFAULT_FALLBACK_RESIDUAL, "electronic_temperature_k": 0.0,
+                          "fallback_residual": AUTO_FALLBACK, "electronic_temperature_k": 0.0,
                           "forces": "harris-foulkes", "dipole": "anderson", "anderson_steps": 3}
 
     def __init__(self, **kwargs):

@@ -1,9 +1,13 @@
 """Residual-triggered SCF fallback: a deliberately poor density (the atomic superposition alone)
 is detected by its residual and the step is recomputed by SCF, giving SCF forces."""
 
+import argparse
+
 import numpy as np
+import pytest
 
 from ipi_jlcdm.cli.main import main
+from ipi_jlcdm.electronic.engines import make_engine, model_fallback_residual, parse_fallback_residual
 from ipi_jlcdm.electronic.level import LevelOfTheory
 from ipi_jlcdm.electronic.oneshot import OneShotEngine
 from ipi_jlcdm.electronic.scf_engine import SCFEngine
@@ -32,6 +36,31 @@ def test_poor_density_falls_back_to_scf():
     # a trained model stays below the threshold: no fallback, one-shot result
     good = OneShotEngine(trained, trained.level, fallback_residual=0.05).compute(z, xyz)
     assert good.info["fallback"] == 0 and good.residual < 0.05
+
+
+def test_auto_threshold_is_three_times_the_model_held_out_residual():
+    """'auto' (the default) takes 3x the mean residual that ``train`` recorded on the held-out frames,
+    at least 0.01, and 0.05 for a model without that record; a frame of the model's own domain stays
+    below it, the atomic superposition is far above it."""
+    trained = JLCDModel.load(WATER_MODEL)
+    typical = trained.training["test_summary"]["mean_abs_residual_percent"] / 100
+    assert model_fallback_residual(trained) == pytest.approx(max(0.01, 3 * typical))
+    uracil = JLCDModel.load("uracil")
+    assert model_fallback_residual(uracil) == pytest.approx(
+        3 * uracil.training["test_summary"]["mean_abs_residual_percent"] / 100)
+    assert 0.015 < model_fallback_residual(uracil) < 0.02
+    poor = JLCDModel.untrained(trained.hyper, trained.species, trained.level)
+    assert model_fallback_residual(poor) == 0.05
+    engine = make_engine("jlcdm", str(WATER_MODEL))
+    assert engine.fallback_residual == model_fallback_residual(trained)
+    z = np.array([8, 1, 1])
+    for xyz in water_frames(2, seed=5):
+        result = engine.compute(z, xyz)
+        assert result.info["fallback"] == 0 and result.residual < engine.fallback_residual / 2
+    assert OneShotEngine(poor, trained.level).compute(z, xyz).residual > 3 * engine.fallback_residual
+    assert parse_fallback_residual("auto") == "auto" and parse_fallback_residual("-1") == -1.0
+    with pytest.raises(argparse.ArgumentTypeError, match="'auto' or a number"):
+        parse_fallback_residual("0.05%")
 
 
 def test_flagged_frames_are_saved_and_appended_to_a_training_set(tmp_path):

@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
         source.check_compatible(atomic_numbers)
     if comm.rank != 0:
         return _worker(comm, engine, atomic_numbers)
+    threshold = getattr(engine, "fallback_residual", None)
+    if threshold is not None:
+        print(f"SCF fallback above residual {threshold:.4g}", file=sys.stderr, flush=True)
     if comm.size > 1:
         print(f"MPI: {comm.size} ranks, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
               file=sys.stderr, flush=True)

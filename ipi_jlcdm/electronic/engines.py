@@ -18,14 +18,39 @@ from ipi_jlcdm.jl.model import JLCDModel
 ENGINES = ("jlcdm", "scf")
 
 
-#: Default residual above which a one-shot step falls back to SCF: the shipped uracil model gives
-#: 0.74-1.07 % on held-out 500 K frames and 0.54-0.72 % along 300 K NVE (engine revision 2), the
-#: atomic superposition alone ~19 % (water) to 25 %.
+#: The default residual above which a one-shot step falls back to SCF ('auto') is this many times the
+#: model's mean residual on its held-out frames (recorded by ``train``), never below
+#: MIN_FALLBACK_RESIDUAL. Within a model's domain a frame's residual stays within ~2.3x that mean (uracil
+#: 500 K held out: 0.74-1.07 % against 0.61 %; malonaldehyde 500 K: up to 0.98 % against 0.43 %); a
+#: malonaldehyde geometry with its proton shared by both oxygens, which harmonic training samples never
+#: reach, had 1.94 % and forces 6 eV/Å off (docs/VALIDATION.md). The atomic superposition alone: 19-25 %.
+FALLBACK_RESIDUAL_FACTOR = 3.0
+MIN_FALLBACK_RESIDUAL = 0.01
+#: The threshold of a model that records no held-out residual (e.g. trained with --skip-engine-check).
 DEFAULT_FALLBACK_RESIDUAL = 0.05
+AUTO_FALLBACK = "auto"
+
+
+def model_fallback_residual(model: JLCDModel) -> float:
+    """The 'auto' fallback threshold of ``model`` (a fraction, like the residual itself)."""
+    typical_percent = (model.training.get("test_summary") or {}).get("mean_abs_residual_percent")
+    if typical_percent is None:
+        return DEFAULT_FALLBACK_RESIDUAL
+    return max(MIN_FALLBACK_RESIDUAL, FALLBACK_RESIDUAL_FACTOR * float(typical_percent) / 100.0)
+
+
+def parse_fallback_residual(text: str) -> float | str:
+    """``--fallback-residual``: 'auto' or a number (negative: never fall back)."""
+    if text == AUTO_FALLBACK:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
 
 
 def make_engine(engine: str, model: str | None, grid_level: int | None = None,
-                fallback_residual: float | None = DEFAULT_FALLBACK_RESIDUAL, electronic_temperature_k: float = 0.0,
+                fallback_residual: float | str | None = AUTO_FALLBACK, electronic_temperature_k: float = 0.0,
                 forces: str = DEFAULT_FORCE_ROUTE, dipole: str = "anderson",
                 anderson_steps: int = DEFAULT_ANDERSON_STEPS,
                 anderson_grid_level: int | None = DEFAULT_ANDERSON_GRID_LEVEL,
@@ -34,7 +59,8 @@ def make_engine(engine: str, model: str | None, grid_level: int | None = None,
 
     jlcdm needs ``model`` (packaged name or .npz path) and runs at its level of theory; scf runs at
     the model's level if one is given, else at the default PBE/def2-SVP. ``grid_level`` overrides
-    the grid (default: the model's training grid, or 3).
+    the grid (default: the model's training grid, or 3). ``fallback_residual``: a threshold, None
+    (never fall back) or 'auto' (``model_fallback_residual``).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose from {ENGINES}")
@@ -46,6 +72,8 @@ def make_engine(engine: str, model: str | None, grid_level: int | None = None,
         return SCFEngine(level)
     if loaded is None:
         raise ValueError("the jlcdm engine needs --model (a .npz file or a packaged name such as 'uracil')")
+    if fallback_residual == AUTO_FALLBACK:
+        fallback_residual = model_fallback_residual(loaded)
     return OneShotEngine(loaded, level, fallback_residual=fallback_residual,
                          electronic_temperature_k=electronic_temperature_k, forces=forces, dipole=dipole,
                          anderson_steps=anderson_steps, anderson_grid_level=anderson_grid_level,
@@ -58,10 +86,12 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model .npz or packaged name (e.g. 'uracil'); required for jlcdm")
     p.add_argument("--engine", choices=ENGINES, default="jlcdm", help="jlcdm (one-shot, default) or scf (reference)")
     p.add_argument("--grid-level", type=int, default=None, help="PySCF grids.level (default: the model's)")
-    p.add_argument("--fallback-residual", type=float, default=DEFAULT_FALLBACK_RESIDUAL,
+    p.add_argument("--fallback-residual", type=parse_fallback_residual, default=AUTO_FALLBACK,
                    help="jlcdm: recompute a step by SCF (from the one-shot density matrix) when the residual "
-                   "integral |rho_out - rho_in| / N_e exceeds this; flagged 'fallback' "
-                   f"(default {DEFAULT_FALLBACK_RESIDUAL}; a negative value disables it)")
+                   "integral |rho_out - rho_in| / N_e exceeds this; flagged 'fallback'. Default 'auto': "
+                   f"{FALLBACK_RESIDUAL_FACTOR:g}x the model's mean residual on its held-out frames, at least "
+                   f"{MIN_FALLBACK_RESIDUAL:g} ({DEFAULT_FALLBACK_RESIDUAL:g} for a model without them; uracil "
+                   "0.018, water 0.01); a negative value disables it")
     p.add_argument("--electronic-temperature-k", type=float, default=0.0,
                    help="jlcdm: Fermi-Dirac occupations at this electronic temperature (K; energy = Mermin free "
                    "energy); keeps dipoles and forces continuous where HOMO and LUMO cross. 0 (default): aufbau")
@@ -105,8 +135,10 @@ def route_options(args: argparse.Namespace) -> dict:
 
 def engine_from_arguments(args: argparse.Namespace):
     """The engine that ``add_engine_arguments`` options describe."""
-    return make_engine(args.engine, args.model, args.grid_level,
-                       args.fallback_residual if args.fallback_residual >= 0 else None, args.electronic_temperature_k,
+    fallback = args.fallback_residual
+    if fallback != AUTO_FALLBACK and fallback < 0:
+        fallback = None
+    return make_engine(args.engine, args.model, args.grid_level, fallback, args.electronic_temperature_k,
                        **route_options(args))
 
 
