@@ -53,6 +53,7 @@ def test_auto_threshold_is_three_times_the_model_held_out_residual():
     assert model_fallback_residual(poor) == 0.05
     engine = make_engine("jlcdm", str(WATER_MODEL))
     assert engine.fallback_residual == model_fallback_residual(trained)
+    assert make_engine("jlcdm", str(WATER_MODEL), fallback_residual=-1).fallback_residual is None
     z = np.array([8, 1, 1])
     for xyz in water_frames(2, seed=5):
         result = engine.compute(z, xyz)

@@ -60,7 +60,7 @@ def make_engine(engine: str, model: str | None, grid_level: int | None = None,
     jlcdm needs ``model`` (packaged name or .npz path) and runs at its level of theory; scf runs at
     the model's level if one is given, else at the default PBE/def2-SVP. ``grid_level`` overrides
     the grid (default: the model's training grid, or 3). ``fallback_residual``: a threshold, None
-    (never fall back) or 'auto' (``model_fallback_residual``).
+    or a negative number (never fall back) or 'auto' (``model_fallback_residual``).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose from {ENGINES}")
@@ -74,6 +74,8 @@ def make_engine(engine: str, model: str | None, grid_level: int | None = None,
         raise ValueError("the jlcdm engine needs --model (a .npz file or a packaged name such as 'uracil')")
     if fallback_residual == AUTO_FALLBACK:
         fallback_residual = model_fallback_residual(loaded)
+    elif fallback_residual is not None and fallback_residual < 0:
+        fallback_residual = None
     return OneShotEngine(loaded, level, fallback_residual=fallback_residual,
                          electronic_temperature_k=electronic_temperature_k, forces=forces, dipole=dipole,
                          anderson_steps=anderson_steps, anderson_grid_level=anderson_grid_level,
@@ -135,11 +137,8 @@ def route_options(args: argparse.Namespace) -> dict:
 
 def engine_from_arguments(args: argparse.Namespace):
     """The engine that ``add_engine_arguments`` options describe."""
-    fallback = args.fallback_residual
-    if fallback != AUTO_FALLBACK and fallback < 0:
-        fallback = None
-    return make_engine(args.engine, args.model, args.grid_level, fallback, args.electronic_temperature_k,
-                       **route_options(args))
+    return make_engine(args.engine, args.model, args.grid_level, args.fallback_residual,
+                       args.electronic_temperature_k, **route_options(args))
 
 
 def molecule_atomic_numbers(structure: str | None, model: str | None) -> np.ndarray:
