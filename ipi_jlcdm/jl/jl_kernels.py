@@ -525,6 +525,23 @@ def weighted_pair_sum(weights, pair_point, pair_atom, g, natm):
     return out
 
 
+@njit(cache=True, nogil=True)
+def point_derivative_scale(pair_point, pair_atom, g, points, atom_coords, npts, min_distance):
+    """Per point, sum over its pairs of |g| / max(r, min_distance) (npts,), for one mixing's
+    per-pair atom-derivative parts g (npair, 3) and the pairs' distances r (bohr): the scale of how
+    fast the point's atom derivatives change as the point moves (``model.deformation_density_vjp``)."""
+    out = np.zeros(npts)
+    for q in range(pair_point.shape[0]):
+        p = pair_point[q]
+        a = pair_atom[q]
+        dx = points[p, 0] - atom_coords[a, 0]
+        dy = points[p, 1] - atom_coords[a, 1]
+        dz = points[p, 2] - atom_coords[a, 2]
+        r = max(np.sqrt(dx * dx + dy * dy + dz * dz), min_distance)
+        out[p] += np.sqrt(g[q, 0] * g[q, 0] + g[q, 1] * g[q, 1] + g[q, 2] * g[q, 2]) / r
+    return out
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def scaled_ao(ao_t, wv):
     """X[s] = wv[s, 0] phi + sum_j wv[s, j] d_j phi: (nset, nao, blk) for AO values ao_t (>= 4, nao, blk)
