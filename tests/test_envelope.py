@@ -97,7 +97,7 @@ def test_envelope_vector_jacobian_product_including_the_motion_of_rho_sad():
 
     per_ao = sum(map_ao_blocks(block, mol, points, 2))
     analytic += per_atom(mol, per_ao)
-    one_pass = (model.deformation_density_vjp(points, Z, xyz, potential, rho_sad=sad, pairs=pairs)
+    one_pass = (model.deformation_density_vjp(points, Z, xyz, potential, rho_sad=sad, pairs=pairs, screen=0.0)
                 + per_atom(mol, per_ao))
     fd = central_difference_gradient(contracted, xyz, 1e-4)
     np.testing.assert_allclose(analytic, fd, rtol=1e-5, atol=1e-5 * np.abs(fd).max())
