@@ -1,9 +1,9 @@
 """MPI in one place: a communicator wrapper (serial when not launched by mpiexec) and the
 work-balanced partition of the integration grid.
 
-The physics calls only ``rank``, ``size``, ``allreduce_sum``, ``bcast`` and ``abort``, so serial and
-parallel runs share every line of physics. mpi4py is imported only when the process was started
-by an MPI launcher (so plain runs never initialize MPI).
+The physics calls only ``rank``, ``size``, ``allreduce_sum``, ``allreduce_max``, ``allgather``,
+``bcast`` and ``abort``, so serial and parallel runs share every line of physics. mpi4py is imported
+only when the process was started by an MPI launcher (so plain runs never initialize MPI).
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ class SerialComm:
 
     def allreduce_max(self, value: float) -> float:
         return float(value)
+
+    def allgather(self, array: np.ndarray) -> np.ndarray:
+        return np.asarray(array, dtype=float)
 
     def bcast(self, obj, root: int = 0):
         return obj
@@ -61,6 +64,16 @@ class MPIComm:
     def allreduce_max(self, value: float) -> float:
         """The largest of a float over ranks (same result on every rank)."""
         return self.comm.allreduce(float(value), op=self._mpi.MAX)
+
+    def allgather(self, array: np.ndarray) -> np.ndarray:
+        """Every rank's float array (n_rank, ...) stacked along the first axis in rank order (the
+        same on every rank; the trailing shape must agree)."""
+        send = np.ascontiguousarray(array, dtype=float)
+        row = int(np.prod(send.shape[1:], dtype=int))
+        counts = np.array(self.comm.allgather(send.size))
+        out = np.empty((int(counts.sum()) // max(row, 1), *send.shape[1:]))
+        self.comm.Allgatherv(send, [out, counts, np.r_[0, np.cumsum(counts)[:-1]], self._mpi.DOUBLE])
+        return out
 
     def bcast(self, obj, root: int = 0):
         return self.comm.bcast(obj, root=root)
@@ -102,7 +115,12 @@ def partition_grid(coords: np.ndarray, atom_coords: np.ndarray, r_cut: float, si
     neighbours = np.zeros(len(coords))
     for atom in atom_coords:
         neighbours += np.einsum("gx,gx->g", coords - atom, coords - atom) < r_cut * r_cut
-    cost = COST_PER_POINT + COST_IF_MODEL * (neighbours > 0) + COST_PER_NEIGHBOUR * neighbours
-    edges = np.searchsorted(np.cumsum(cost), cost.sum() * np.arange(1, size) / size)
-    bounds = [0, *edges.tolist(), len(coords)]
+    return equal_cost_slices(COST_PER_POINT + COST_IF_MODEL * (neighbours > 0) + COST_PER_NEIGHBOUR * neighbours,
+                             size)
+
+
+def equal_cost_slices(cost: np.ndarray, size: int) -> list[slice]:
+    """``size`` contiguous slices of items with costs (n,) whose summed costs are about equal."""
+    edges = np.searchsorted(np.cumsum(cost), float(np.sum(cost)) * np.arange(1, size) / size)
+    bounds = [0, *edges.tolist(), len(cost)]
     return [slice(bounds[k], bounds[k + 1]) for k in range(size)]

@@ -228,7 +228,7 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
     lap("forces: grid terms")
     gradient += source.deformation_density_vjp(coords, z, atom_coords, state.deformation_to_raw(potential),
                                                rho_sad=state.rho_sad, pairs=state.model_pairs,
-                                               global_max=comm.allreduce_max)
+                                               comm=comm)
     lap("vjp")
     if comm.rank == 0:
         gradient += core_gradient(mol, state.mo_energy, state.mo_coeff, state.mo_occ, state.dm_out)

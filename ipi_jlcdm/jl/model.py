@@ -29,6 +29,7 @@ import numpy as np
 from ipi_jlcdm.electronic.level import LevelOfTheory
 from ipi_jlcdm.jl import jl_kernels
 from ipi_jlcdm.jl.descriptor import ContractedCoefficients, JLDescriptor, JLHyperparameters, PairDerivatives
+from ipi_jlcdm.parallel import SerialComm, equal_cost_slices
 
 FORMAT = "ipi_jlcdm-model"
 FORMAT_VERSION = 2
@@ -63,6 +64,11 @@ VJP_FORWARD_STEP_BOHR = 1e-6
 #: its largest) kept 85-92 % of the points for 1.4e-7 to 3.2e-6 Ha/bohr on the same steps.
 VJP_SCREEN = 1e-4
 VJP_SCREEN_MIN_DISTANCE_BOHR = 0.05
+
+#: Cost of a displaced point in units of one of its (point, atom) pairs, for sharing the displaced
+#: pass out over MPI ranks: on uracil's grid the contraction takes ~7.7 us per point and the pair
+#: terms and outputs ~1.1 us per pair (one thread).
+VJP_POINT_COST_IN_PAIRS = 7.0
 
 
 def envelope(rho_sad: np.ndarray, power: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -238,7 +244,7 @@ class JLCDModel:
 
     def deformation_density_vjp(self, points: np.ndarray, atomic_numbers: np.ndarray, atom_coords: np.ndarray,
                                 potential: np.ndarray, rho_sad: np.ndarray | None = None,
-                                pairs: PairDerivatives | None = None, global_max=None,
+                                pairs: PairDerivatives | None = None, comm=None,
                                 screen: float | None = None) -> np.ndarray:
         """sum_g u_g . d(delta rho, grad delta rho)(r_g) / d R_A at fixed rho_SAD: (natm, 3), for u =
         ``potential`` (4, npts) (weights included; u[1:4] multiplies the gradient channels). With an
@@ -254,9 +260,11 @@ class JLCDModel:
         points (``deformation_density_with_response``), the value channel and the undisplaced end of
         one-sided differences (VJP_FORWARD_STEP_BOHR) come from them: one pass, over the points where
         the gradient-channel potential times the scale of the atom derivatives' change is above
-        ``screen`` of the largest (default VJP_SCREEN; 0: every point). ``global_max(x)``: the largest x
-        over all MPI ranks (each holding part of the points), so that every partition of the grid
-        screens the same points; default: these points alone.
+        ``screen`` of the largest (default VJP_SCREEN; 0: every point). ``comm``: the MPI communicator
+        (``parallel``) when each rank holds part of the points: the largest product is taken over all
+        ranks, so that every partition of the grid screens the same points, and the kept points of all
+        ranks are shared out again by their cost (the screen keeps different fractions of each rank's
+        points); the ranks' results add up to the VJP. Default: these points alone.
         """
         # weights of f_0 (and f_1) on the value channel and along the direction of u[1:4]
         norm = np.linalg.norm(potential[1:4], axis=0)
@@ -277,9 +285,8 @@ class JLCDModel:
             score = norm * jl_kernels.point_derivative_scale(
                 pairs.point, pairs.atom, np.ascontiguousarray(pairs.g[0]), np.ascontiguousarray(points, dtype=float),
                 np.ascontiguousarray(atom_coords, dtype=float), len(points), VJP_SCREEN_MIN_DISTANCE_BOHR)
-            overall = float(score.max()) if score.size else 0.0
-            if global_max is not None:
-                overall = global_max(overall)
+            comm = SerialComm() if comm is None else comm
+            overall = comm.allreduce_max(float(score.max()) if score.size else 0.0)
             screen = VJP_SCREEN if screen is None else screen
             kept = score > screen * max(overall, 1e-300) if screen > 0 else norm > 0
             gradient_weights[:, ~kept] = 0.0
@@ -288,9 +295,14 @@ class JLCDModel:
             if self.envelope_power is not None:  # the pass's mixings are (1, e) and (0, 1)
                 at_points = np.array([at_points[0], at_points[1] - e * at_points[0]])
             out = pairs.contract(at_points, len(atom_coords))
+            # the displaced points: position (3), weights per channel, cost (pair count + a point's share)
+            displaced = np.column_stack([points[kept] + step * direction[kept], (gradient_weights[:, kept] / step).T,
+                                         np.bincount(pairs.point, minlength=len(points))[kept]])
+            if comm.size > 1:
+                everyone = comm.allgather(displaced)
+                displaced = everyone[equal_cost_slices(VJP_POINT_COST_IN_PAIRS + everyone[:, -1], comm.size)[comm.rank]]
             return out + self.descriptor.atom_derivatives(
-                points[kept] + step * direction[kept], atomic_numbers, atom_coords, self.contracted,
-                point_weights=gradient_weights[:, kept] / step)
+                displaced[:, :3], atomic_numbers, atom_coords, self.contracted, point_weights=displaced[:, 3:-1].T)
         out = np.zeros((len(atom_coords), 3))
         for sign in (1.0, -1.0):
             out += self.descriptor.atom_derivatives(
