@@ -81,3 +81,17 @@ def test_vjp_screen_leaves_out_points_without_moving_the_forces(monkeypatch):
     assert displaced[0] < 0.9 * displaced[1], displaced
     # measured: 4.2e-7 Ha/bohr (0.02 meV/Å); this model's force error against SCF is ~5e-5 Ha/bohr
     np.testing.assert_allclose(screened, every_point, rtol=0, atol=1e-6)
+
+
+def test_reused_integral_memory_leaves_no_trace_between_steps():
+    """The engine writes every step's 3-centre integrals into the same memory (``scratch``): a step
+    after another gives exactly what a fresh engine gives for the same geometry."""
+    model = JLCDModel.load(WATER_MODEL)
+    z = np.array([8, 1, 1])
+    first, second = water_frames(2, seed=7)
+    engine = OneShotEngine(model, model.level, forces="harris-foulkes")
+    engine.compute(z, first)
+    again = engine.compute(z, second)
+    fresh = OneShotEngine(model, model.level, forces="harris-foulkes").compute(z, second)
+    np.testing.assert_array_equal(again.forces, fresh.forces)
+    assert again.energy == fresh.energy

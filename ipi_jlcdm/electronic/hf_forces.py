@@ -41,6 +41,7 @@ from ipi_jlcdm.electronic.density import (
 )
 from ipi_jlcdm.electronic.positivity import PositiveDensityMap
 from ipi_jlcdm.electronic.sad_radial import radial_tables, sad_atom_gradient
+from ipi_jlcdm.electronic.scratch import ScratchArrays
 from ipi_jlcdm.threads import chunk_map
 
 
@@ -120,7 +121,7 @@ def _aux_shell_blocks(ao_loc: np.ndarray, s0: int, s1: int, bytes_per_function: 
 
 
 def coulomb_gradient(mol, fit, dm_out: np.ndarray, dm_sad: np.ndarray, fit_change: np.ndarray, scale: float,
-                     rank: int = 0, size: int = 1) -> np.ndarray:
+                     rank: int = 0, size: int = 1, scratch: ScratchArrays | None = None) -> np.ndarray:
     """The analytic Coulomb terms (natm, 3):
     d_in.db[P_out]/dR + s Dd.db[P_SAD]/dR - d_in.dM/dR (d_in/2 + Dd) + s sum_{Q in A} Dd_Q (rhs_gradient)_Q.
 
@@ -137,7 +138,9 @@ def coulomb_gradient(mol, fit, dm_out: np.ndarray, dm_sad: np.ndarray, fit_chang
     for b0, b1 in _aux_shell_blocks(ao_loc, s0, s1, 3 * nao * nao * 8):
         p0, p1 = int(ao_loc[b0]), int(ao_loc[b1])
         shells = (0, mol.nbas, 0, mol.nbas, b0, b1)
-        ip1 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip1", aosym="s1", comp=3, shls_slice=shells)  # (d mu nu|P)
+        out = None if scratch is None else scratch.take("int3c2e_ip1", 3 * nao * nao * (p1 - p0))
+        ip1 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip1", aosym="s1", comp=3, shls_slice=shells,
+                               out=out)  # (d mu nu|P)
         # both fits against the auxiliary index in one matrix product per component, in the layout libcint
         # writes (x, P, j, i contiguous), then each with its density matrix
         native = ip1.transpose(0, 3, 2, 1).reshape(3, p1 - p0, nao * nao)  # a view, no copy
@@ -165,10 +168,11 @@ def coulomb_gradient(mol, fit, dm_out: np.ndarray, dm_sad: np.ndarray, fit_chang
     return out
 
 
-def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap=None
-                            ) -> tuple[np.ndarray, np.ndarray]:
+def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap=None,
+                            scratch: ScratchArrays | None = None) -> tuple[np.ndarray, np.ndarray]:
     """dE_HF/dR (natm, 3) Ha/bohr, reduced over ranks, and rho_out with its gradient at this rank's
-    points (4, npts). ``lap(name)``, if given, marks the end of each part (a stage timer)."""
+    points (4, npts). ``lap(name)``, if given, marks the end of each part (a stage timer); ``scratch``
+    holds the 3-centre derivative integrals (reused memory; default new arrays)."""
     lap = lap or (lambda name: None)
     fit = state.coulomb
     s, coords, weights, rho_in = state.scale, state.coords, state.weights, state.rho_in
@@ -233,7 +237,7 @@ def harris_foulkes_gradient(mol, xc: str, state: OneShotState, source, comm, lap
     if comm.rank == 0:
         gradient += core_gradient(mol, state.mo_energy, state.mo_coeff, state.mo_occ, state.dm_out)
         lap("forces: core terms")
-    gradient += coulomb_gradient(mol, fit, state.dm_out, state.dm_sad, delta, s, comm.rank, comm.size)
+    gradient += coulomb_gradient(mol, fit, state.dm_out, state.dm_sad, delta, s, comm.rank, comm.size, scratch)
     lap("forces: Coulomb terms")
     return comm.allreduce_sum(gradient), rho_out
 

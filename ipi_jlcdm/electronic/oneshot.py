@@ -65,6 +65,7 @@ from ipi_jlcdm.electronic.occupations import aufbau, fermi_dirac
 from ipi_jlcdm.electronic.positivity import PositiveDensityMap
 from ipi_jlcdm.electronic.results import EngineResult
 from ipi_jlcdm.electronic.scf_engine import run_scf
+from ipi_jlcdm.electronic.scratch import ScratchArrays
 from ipi_jlcdm.jl import jl_kernels
 from ipi_jlcdm.parallel import partition_grid, world
 from ipi_jlcdm.threads import parallel_blas, serial_blas
@@ -135,6 +136,7 @@ class OneShotEngine:
         self.fallback_conv_tol = fallback_conv_tol
         self.electronic_temperature_k = electronic_temperature_k
         self.timings: dict[str, float] = {}
+        self.scratch = ScratchArrays()  # the 3-centre integrals' memory, reused by every step
 
     def compute(self, atomic_numbers: np.ndarray, coords_bohr: np.ndarray, key: int = 0) -> EngineResult:
         """The one-shot step (energy, forces, dipole, gap) at coordinates (natm, 3) bohr; BLAS on one
@@ -182,7 +184,7 @@ class OneShotEngine:
         rho_in *= scale
 
         coulomb = _coulomb_fit(mol, self.level.auxbasis, dm_sad, coords, weights, drho, scale, comm,
-                               grad_drho if consistent else None)
+                               grad_drho if consistent else None, self.scratch)
         timer.lap("coulomb")
         xc = _xc_terms(mol, self.level.xc, coords, weights, rho_in, comm)[0]
         timer.lap("xc")
@@ -203,7 +205,8 @@ class OneShotEngine:
         if consistent:  # the force passes evaluate rho_out too: use it for the residual
             state = OneShotState(coords, weights, rho_in, rho_sad, scale, dm_sad, dm_out, mo_energy, mo_coeff,
                                  mo_occ, coulomb, envelope, positivity, model_pairs)
-            hf_gradient, rho_out = harris_foulkes_gradient(mol, self.level.xc, state, self.source, comm, timer.lap)
+            hf_gradient, rho_out = harris_foulkes_gradient(mol, self.level.xc, state, self.source, comm, timer.lap,
+                                                           self.scratch)
         elif self.compute_forces and self.forces == "orbital":
             xc_gradient, rho_out = _xc_gradient(mol, self.level.xc, coords, weights, dm_out)
             timer.lap("forces")
@@ -366,16 +369,19 @@ def three_centre_matrix(int3c: np.ndarray, coefficients: np.ndarray) -> np.ndarr
 
 
 def _coulomb_fit(mol: gto.Mole, auxbasis: str, dm_sad: np.ndarray, coords: np.ndarray, weights: np.ndarray,
-                 drho: np.ndarray, scale: float, comm, grad_drho: np.ndarray | None = None) -> CoulombFit:
+                 drho: np.ndarray, scale: float, comm, grad_drho: np.ndarray | None = None,
+                 scratch: ScratchArrays | None = None) -> CoulombFit:
     """Density fitting of rho_in = scale (rho_SAD + drho) in the Coulomb metric (split fit).
 
     (Q|rho_SAD) is exact from P_SAD; (Q|drho) = sum_g w_g drho_g V_Q(r_g), only over points where
     drho is non-zero (the model vanishes beyond r_cut of every atom), with V_Q in closed form
     (``aux_potential``). Given ``grad_drho`` (npts, 3) sum_g w_g V_Q grad drho is formed in the same
-    pass (for the consistent forces).
+    pass (for the consistent forces). ``scratch``: where the 3-centre integrals go (reused memory;
+    default a new array).
     """
     auxmol = df.addons.make_auxmol(mol, auxbasis)
-    int3c = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s1")  # (nao, nao, naux)
+    out = None if scratch is None else scratch.take("int3c2e", mol.nao * mol.nao * auxmol.nao)
+    int3c = df.incore.aux_e2(mol, auxmol, "int3c2e", aosym="s1", out=out)  # (nao, nao, naux)
     metric_factor = scipy.linalg.cho_factor(auxmol.intor("int2c2e"))
     potentials = AuxiliaryPotentials(auxmol)
     active = np.nonzero(drho * weights)[0]
