@@ -15,7 +15,10 @@ Everything is timed in one run, on this machine, with the thread count the envir
   3-centre integrals, one Fock build (J + V_xc) and one analytic gradient, PySCF's own, timed on
   the last SCF geometry.
 - Single points: ``--cold-frames`` unrelated geometries (frames of tools/data/uracil_md_frames.xyz
-  for uracil, else displaced copies), one-shot against SCF + gradient from PySCF's default guess.
+  for uracil, else displaced copies), one-shot against SCF + gradient from PySCF's default guess
+  (a new SCF engine per frame: no history). The one-shot engine of the MD steps computes them: it
+  carries nothing from one geometry to the next but the memory its integrals are written into, as
+  when ``ipi-jlcdm eval`` or ``validate`` run through many frames.
 - ``--replicas N``: N copies of the molecule 7 angstrom apart (cost against size; the model only
   needs the right species).
 """
@@ -140,7 +143,7 @@ def main() -> None:
 
     cold_oneshot, cold_scf = [], []
     for xyz in cold_geometries(frame, args):
-        cold_oneshot.append(timed(OneShotEngine(model, level, **route_options(args)).compute, z, xyz)[0])
+        cold_oneshot.append(timed(one_shot.compute, z, xyz)[0])
         cold_scf.append(timed(SCFEngine(level, conv_tol=1e-9).compute, z, xyz)[0])
 
     print(f"machine: {machine()}")
