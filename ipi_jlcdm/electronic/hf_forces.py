@@ -138,9 +138,9 @@ def coulomb_gradient(mol, fit, dm_out: np.ndarray, dm_sad: np.ndarray, fit_chang
     for b0, b1 in _aux_shell_blocks(ao_loc, s0, s1, 3 * nao * nao * 8):
         p0, p1 = int(ao_loc[b0]), int(ao_loc[b1])
         shells = (0, mol.nbas, 0, mol.nbas, b0, b1)
-        out = None if scratch is None else scratch.take("int3c2e_ip1", 3 * nao * nao * (p1 - p0))
+        buffer = None if scratch is None else scratch.take("int3c2e_ip1", 3 * nao * nao * (p1 - p0))
         ip1 = df.incore.aux_e2(mol, auxmol, "int3c2e_ip1", aosym="s1", comp=3, shls_slice=shells,
-                               out=out)  # (d mu nu|P)
+                               out=buffer)  # (d mu nu|P)
         # both fits against the auxiliary index in one matrix product per component, in the layout libcint
         # writes (x, P, j, i contiguous), then each with its density matrix
         native = ip1.transpose(0, 3, 2, 1).reshape(3, p1 - p0, nao * nao)  # a view, no copy
