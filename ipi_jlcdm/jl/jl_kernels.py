@@ -357,10 +357,13 @@ def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp,
     asked for come back empty.
 
     Per pair, JB_m = sum_n J2_n B_{m,n} of the pair's species; a point's value sum_lm A.B is the
-    sum over its pairs of JB.S (A is a sum over pairs), so A itself is not read again. The
-    derivatives are linear in B: without values and with fewer mixings than channels (the
-    weighted atom derivatives of ``deformation_density_vjp``), each point's B is mixed first and
-    the per-pair sums run once per mixing instead of once per channel.
+    sum over its pairs of JB.S (A is a sum over pairs), so A itself is not read again. Each point's
+    B is first copied with lm innermost, so that the per-pair sums over n add whole rows of nlm
+    numbers (vectorized) instead of reducing 13 numbers per lm: on uracil's grid (one thread) the
+    forward pass's outputs took 0.84 s instead of 1.00 s, the VJP's displaced outputs 0.64 instead
+    of 0.71 s. The derivatives are linear in B: without values and with fewer mixings than channels
+    (the weighted atom derivatives of ``deformation_density_vjp``), each point's B is mixed in that
+    copy and the per-pair sums run once per mixing instead of once per channel.
     """
     c = offsets.shape[0] - 1
     npair = pair_atom.shape[0]
@@ -376,7 +379,7 @@ def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp,
     derivatives = want_gradient or want_pairs
     premix = derivatives and not want_values and nmix < nch
     rows = nmix if premix else nch  # the B's whose per-pair sums are formed: mixed ones or channels
-    mixed = np.empty((nlm, nmix if premix else 0, kdim))
+    b_t = np.empty((rows, kdim, nlm))  # this point's B (mixed or per channel), lm innermost
     jb = np.empty((rows, nlm))
     djb = np.empty((rows, nlm))
     proj = np.empty(nr2)
@@ -393,15 +396,20 @@ def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp,
     row_sums = np.empty((rows, 5))
     for g in range(c):
         if premix:
-            for lm in range(nlm):
-                for mm in range(nmix):
-                    w = mixings[mm, 0, g]
+            for mm in range(nmix):
+                for kk in range(kdim):
+                    for lm in range(nlm):
+                        b_t[mm, kk, lm] = mixings[mm, 0, g] * contracted[lm, g, 0, kk]
+                for k in range(1, nch):
+                    w = mixings[mm, k, g]
                     for kk in range(kdim):
-                        mixed[lm, mm, kk] = w * contracted[lm, g, 0, kk]
-                    for k in range(1, nch):
-                        w = mixings[mm, k, g]
-                        for kk in range(kdim):
-                            mixed[lm, mm, kk] += w * contracted[lm, g, k, kk]
+                        for lm in range(nlm):
+                            b_t[mm, kk, lm] += w * contracted[lm, g, k, kk]
+        else:
+            for k in range(nch):
+                for kk in range(kdim):
+                    for lm in range(nlm):
+                        b_t[k, kk, lm] = contracted[lm, g, k, kk]
         for q in range(offsets[g], offsets[g + 1]):
             sp = species[pair_atom[q]]
             base = sp * nr2
@@ -429,22 +437,17 @@ def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp,
                         ok += dj1[q, n] * one_body[k, sp, n]
                     channel_radial[k] = rk
                     channel_one[k] = ok
-            for row in range(rows):
+            for row in range(rows):  # JB, dJB (nlm,): sums over n of rows of b_t, lm innermost (vectorized)
                 for lm in range(nlm):
-                    a = 0.0
-                    b = 0.0
-                    if premix:
-                        for n in range(nr2):
-                            bv = mixed[lm, row, base + n]
-                            a += j2[q, n] * bv
-                            b += dj2[q, n] * bv
-                    else:
-                        for n in range(nr2):
-                            bv = contracted[lm, g, row, base + n]
-                            a += j2[q, n] * bv
-                            b += dj2[q, n] * bv
-                    jb[row, lm] = a
-                    djb[row, lm] = b
+                    jb[row, lm] = 0.0
+                    djb[row, lm] = 0.0
+                for n in range(nr2):
+                    jn = j2[q, n]
+                    djn = dj2[q, n]
+                    for lm in range(nlm):
+                        bv = b_t[row, base + n, lm]
+                        jb[row, lm] += jn * bv
+                        djb[row, lm] += djn * bv
             if want_values:
                 for k in range(nch):
                     v = 0.0
