@@ -397,9 +397,10 @@ def pair_outputs(offsets, pair_atom, species, unit, r, j1, dj1, j2, dj2, s, amp,
     for g in range(c):
         if premix:
             for mm in range(nmix):
+                w = mixings[mm, 0, g]
                 for kk in range(kdim):
                     for lm in range(nlm):
-                        b_t[mm, kk, lm] = mixings[mm, 0, g] * contracted[lm, g, 0, kk]
+                        b_t[mm, kk, lm] = w * contracted[lm, g, 0, kk]
                 for k in range(1, nch):
                     w = mixings[mm, k, g]
                     for kk in range(kdim):

@@ -71,6 +71,16 @@ VJP_SCREEN_MIN_DISTANCE_BOHR = 0.05
 VJP_POINT_COST_IN_PAIRS = 7.0
 
 
+def _share_displaced_points(moved: np.ndarray, weights: np.ndarray, pair_counts: np.ndarray, comm
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """This rank's share of the displaced points of all ranks: positions (n, 3) bohr and weights
+    (nch, n) of its own kept points in, those of an equal-cost slice of everyone's out (the cost of a
+    point: its pair count plus VJP_POINT_COST_IN_PAIRS)."""
+    everyone = comm.allgather(np.column_stack([moved, weights.T, pair_counts]))
+    mine = everyone[equal_cost_slices(VJP_POINT_COST_IN_PAIRS + everyone[:, -1], comm.size)[comm.rank]]
+    return np.ascontiguousarray(mine[:, :3]), np.ascontiguousarray(mine[:, 3:-1].T)
+
+
 def envelope(rho_sad: np.ndarray, power: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """e = (max(rho_SAD, 0) + SAD_FLOOR)^p and its first two derivatives with respect to rho_SAD
     (all shaped like ``rho_sad``, e/bohr^3 in)."""
@@ -295,14 +305,12 @@ class JLCDModel:
             if self.envelope_power is not None:  # the pass's mixings are (1, e) and (0, 1)
                 at_points = np.array([at_points[0], at_points[1] - e * at_points[0]])
             out = pairs.contract(at_points, len(atom_coords))
-            # the displaced points: position (3), weights per channel, cost (pair count + a point's share)
-            displaced = np.column_stack([points[kept] + step * direction[kept], (gradient_weights[:, kept] / step).T,
-                                         np.bincount(pairs.point, minlength=len(points))[kept]])
+            moved, weights = points[kept] + step * direction[kept], gradient_weights[:, kept] / step
             if comm.size > 1:
-                everyone = comm.allgather(displaced)
-                displaced = everyone[equal_cost_slices(VJP_POINT_COST_IN_PAIRS + everyone[:, -1], comm.size)[comm.rank]]
-            return out + self.descriptor.atom_derivatives(
-                displaced[:, :3], atomic_numbers, atom_coords, self.contracted, point_weights=displaced[:, 3:-1].T)
+                pair_counts = np.bincount(pairs.point, minlength=len(points))[kept]
+                moved, weights = _share_displaced_points(moved, weights, pair_counts, comm)
+            return out + self.descriptor.atom_derivatives(moved, atomic_numbers, atom_coords, self.contracted,
+                                                          point_weights=weights)
         out = np.zeros((len(atom_coords), 3))
         for sign in (1.0, -1.0):
             out += self.descriptor.atom_derivatives(
